@@ -1,0 +1,1 @@
+//! IR passes (in progress).

@@ -1,0 +1,2 @@
+//! tkc (in progress).
+fn main() {}

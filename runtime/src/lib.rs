@@ -1,0 +1,1 @@
+//! tk runtime (in progress).
