@@ -202,4 +202,9 @@ impl TypeTable {
     pub fn get(&self, id: TypeId) -> &Type {
         &self.types[id.0 as usize]
     }
+    /// Like [`TypeTable::get`], but `None` for an id this table never handed out (the verifier and
+    /// printer must not panic on malformed IR).
+    pub fn try_get(&self, id: TypeId) -> Option<&Type> {
+        self.types.get(id.0 as usize)
+    }
 }
