@@ -123,7 +123,10 @@ pub fn compile_with(loader: &dyn SourceLoader, path: &Path, opts: &CompileOption
         return c;
     }
     let mut m = module;
-    tk_ir::passes::run_default_pipeline(&mut m);
+    if let Err(e) = tk_ir::passes::run_default_pipeline(&mut m) {
+        c.diagnostics.push(internal_error("an IR pass failed", &[e]));
+        return c;
+    }
     if let Err(errs) = tk_ir::verify::verify_module(&m) {
         c.diagnostics.push(internal_error("an IR pass produced invalid IR", &errs));
         return c;
