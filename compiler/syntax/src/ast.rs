@@ -137,6 +137,8 @@ pub enum Pattern {
     Tuple(Vec<Ident>),
 }
 
+// `For` is the largest variant; statements are few, so boxing it is not worth the noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum StmtKind {
     /// `let [mut] pattern [: ty] = value;`
