@@ -651,14 +651,14 @@ impl Parser {
         if !self.is_punct(':') {
             return self.unexpected(&format!("`:` and {n} result type(s)"));
         }
-        self.next();
+        let colon = self.next().1;
         let mut ts = vec![self.ty()?];
         while self.is_punct(',') {
             self.next();
             ts.push(self.ty()?);
         }
         if ts.len() != n {
-            return err(self.here(), format!("{n} result name(s) but {} result type(s)", ts.len()));
+            return err(colon, format!("{n} result name(s) but {} result type(s)", ts.len()));
         }
         Ok(ts)
     }

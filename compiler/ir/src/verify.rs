@@ -625,7 +625,11 @@ impl<'a> Checker<'a> {
             if t.elem != Elem::Scalar(DType::Bool) || t.shape != shape {
                 e.push((
                     Rule::Type,
-                    format!("mask {} is {t}; it must be bool{}", self.n(mv), shape_suffix(shape)),
+                    format!(
+                        "mask {} is {t}; it must be {}",
+                        self.n(mv),
+                        Type::block(DType::Bool, shape.to_vec())
+                    ),
                 ));
             }
         }
@@ -906,8 +910,10 @@ impl<'a> Checker<'a> {
                     ty_err(
                         e,
                         format!(
-                            "addptr offset is {o}; expected integers{}",
-                            shape_suffix(&p.shape)
+                            "addptr offset {} is {o}; it must be integers of the pointer's \
+                             shape {}",
+                            n(*offset),
+                            shape_str(&p.shape)
                         ),
                     );
                 }
@@ -1191,14 +1197,6 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-    }
-}
-
-fn shape_suffix(shape: &[u32]) -> String {
-    if shape.is_empty() {
-        " (a scalar)".to_string()
-    } else {
-        shape_str(shape)
     }
 }
 
