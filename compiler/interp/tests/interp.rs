@@ -1050,3 +1050,85 @@ fn malformed_ir_is_an_error_not_a_panic() {
         ErrorKind::Malformed(_)
     ));
 }
+
+#[test]
+fn select_fma_and_masked_reads_of_poisoned_memory() {
+    // y is poisoned except y[0] and y[2]; the load masks off lanes 1 and 3, so it is fine.
+    // r = select(x > 0, fma(x, x, 1), -x) in f16, where fma rounds once.
+    let mut b = B::kernel("k");
+    let x = b.ptr("x", DType::F16);
+    let y = b.ptr("y", DType::F16);
+    let o = b.ptr("o", DType::F16);
+    let vx = b.load_n(x, 4);
+    let ar = b.arange(0, 4);
+    let two = b.ci(DType::I32, 2);
+    let two = b.splat(two, &[4]);
+    let parity = b.bin(BinaryOp::Rem, ar, two);
+    let zero = b.ci(DType::I32, 0);
+    let zero = b.splat(zero, &[4]);
+    let even = b.cmp(CmpPred::Eq, parity, zero);
+    let py = b.addptr(y, ar);
+    let vy = b.load(py, Some(even), None);
+    let fz = b.cf(DType::F16, 0.0);
+    let fz = b.splat(fz, &[4]);
+    let pos = b.cmp(CmpPred::Gt, vx, fz);
+    let t = b.t(vx);
+    let f = b.op1(Op::Fma { a: vx, b: vx, c: vy }, t.clone());
+    let n = b.op1(Op::Unary { op: UnaryOp::Neg, value: vx }, t.clone());
+    let r = b.op1(Op::Select { cond: pos, on_true: f, on_false: n }, t);
+    b.store_all(o, r);
+    let (m, k) = b.finish();
+    let h = |v: f32| half::f16::from_f32(v);
+    // x0 = 1 + 2^-10 (an f16): x0^2 + 2^-10 = 1 + 3*2^-10 + 2^-20, rounds to 1 + 3*2^-10.
+    let x0 = 1.0 + 2f32.powi(-10);
+    let mut ybuf = Buffer::uninit(DType::F16, 4);
+    ybuf.set(0, ConstValue::Float(2f64.powi(-10))).unwrap();
+    ybuf.set(2, ConstValue::Float(0.5)).unwrap();
+    let mut bufs = vec![
+        Buffer::from_slice(&[h(x0), h(2.0), h(-3.0), h(0.0)]),
+        ybuf,
+        Buffer::uninit(DType::F16, 4),
+    ];
+    run(&m, k, [1, 1, 1], &[Arg::Buffer(0), Arg::Buffer(1), Arg::Buffer(2)], &mut bufs).unwrap();
+    let got: Vec<f32> = bufs[2].to_vec::<half::f16>().unwrap().iter().map(|v| v.to_f32()).collect();
+    // Lane 1: masked y -> 0, fma(2, 2, 0) = 4. Lane 2: -(-3) = 3. Lane 3: -(0) = -0.
+    assert_eq!(got[0], 1.0 + 3.0 * 2f32.powi(-10));
+    assert_eq!(&got[1..3], &[4.0, 3.0]);
+    assert!(got[3] == 0.0 && got[3].is_sign_negative());
+}
+
+#[test]
+fn unsigned_and_narrow_integer_blocks() {
+    // u8 wraps, i8 overflow errors, u32 shifts are logical.
+    let (m, k, _) = int_binary_kernel(BinaryOp::Add, DType::U8, 3);
+    let mut bufs = vec![
+        Buffer::from_slice(&[250u8, 1, 128]),
+        Buffer::from_slice(&[10u8, 2, 128]),
+        Buffer::uninit(DType::U8, 3),
+    ];
+    run(&m, k, [1, 1, 1], &[Arg::Buffer(0), Arg::Buffer(1), Arg::Buffer(2)], &mut bufs).unwrap();
+    assert_eq!(bufs[2].to_vec::<u8>().unwrap(), vec![4, 3, 0]);
+
+    let (m, k, s) = int_binary_kernel(BinaryOp::Add, DType::I8, 3);
+    let mut bufs = vec![
+        Buffer::from_slice(&[100i8, 1, 1]),
+        Buffer::from_slice(&[27i8, 2, 127]),
+        Buffer::uninit(DType::I8, 3),
+    ];
+    let e = run(&m, k, [1, 1, 1], &[Arg::Buffer(0), Arg::Buffer(1), Arg::Buffer(2)], &mut bufs)
+        .unwrap_err();
+    assert!(matches!(
+        &*e.kind,
+        ErrorKind::Eval { op: "add", error: EvalError::SignedOverflow { dtype: DType::I8, .. } }
+    ));
+    assert_eq!((e.span, e.lane), (s, Some(vec![2])));
+
+    let (m, k, _) = int_binary_kernel(BinaryOp::Shr, DType::U32, 3);
+    let mut bufs = vec![
+        Buffer::from_slice(&[u32::MAX, 0x8000_0000, 7]),
+        Buffer::from_slice(&[28u32, 31, 32]),
+        Buffer::uninit(DType::U32, 3),
+    ];
+    run(&m, k, [1, 1, 1], &[Arg::Buffer(0), Arg::Buffer(1), Arg::Buffer(2)], &mut bufs).unwrap();
+    assert_eq!(bufs[2].to_vec::<u32>().unwrap(), vec![15, 1, 0]);
+}
