@@ -1,4 +1,6 @@
 //! The integration test binary: one module per concern.
 
 mod common;
+mod diagnostics;
+mod fuzz_frontend;
 mod stdlib_check;

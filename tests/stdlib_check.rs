@@ -7,8 +7,13 @@ use tk_driver::{compile_file, CompileOptions};
 
 #[test]
 fn every_kernel_file_checks_and_round_trips() {
-    let files: Vec<_> = common::tk_files("stdlib").into_iter().chain(common::tk_files("examples")).collect();
-    assert!(files.len() >= 6, "expected the stdlib and examples to hold kernels, found {}", files.len());
+    let files: Vec<_> =
+        common::tk_files("stdlib").into_iter().chain(common::tk_files("examples")).collect();
+    assert!(
+        files.len() >= 6,
+        "expected the stdlib and examples to hold kernels, found {}",
+        files.len()
+    );
     let mut failures = Vec::new();
     for f in &files {
         let c = compile_file(f, &CompileOptions::default());
@@ -22,16 +27,26 @@ fn every_kernel_file_checks_and_round_trips() {
             let parsed = match tk_ir::parse::parse_module(&text) {
                 Ok(p) => p,
                 Err(e) => {
-                    failures.push(format!("{} ({stage}): IR does not parse back: {e}\n{text}", f.display()));
+                    failures.push(format!(
+                        "{} ({stage}): IR does not parse back: {e}\n{text}",
+                        f.display()
+                    ));
                     continue;
                 }
             };
             if let Err(errs) = tk_ir::verify::verify_module(&parsed) {
-                failures.push(format!("{} ({stage}): parsed IR does not verify: {:?}", f.display(), errs.iter().map(|e| e.to_string()).collect::<Vec<_>>()));
+                failures.push(format!(
+                    "{} ({stage}): parsed IR does not verify: {:?}",
+                    f.display(),
+                    errs.iter().map(|e| e.to_string()).collect::<Vec<_>>()
+                ));
             }
             let again = tk_ir::print::print_module(&parsed);
             if again != text {
-                failures.push(format!("{} ({stage}): print(parse(print(m))) differs from print(m)", f.display()));
+                failures.push(format!(
+                    "{} ({stage}): print(parse(print(m))) differs from print(m)",
+                    f.display()
+                ));
             }
         }
     }

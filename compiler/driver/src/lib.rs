@@ -103,14 +103,21 @@ pub fn compile_source(name: &str, text: &str, opts: &CompileOptions) -> Compilat
 
 /// Runs the whole pipeline.
 pub fn compile_with(loader: &dyn SourceLoader, path: &Path, opts: &CompileOptions) -> Compilation {
-    let mut c = Compilation { sources: Sources::new(), main: None, diagnostics: Vec::new(), lowered: None, optimized: None };
+    let mut c = Compilation {
+        sources: Sources::new(),
+        main: None,
+        diagnostics: Vec::new(),
+        lowered: None,
+        optimized: None,
+    };
     let stdlib = opts.stdlib_dir.clone().unwrap_or_else(default_stdlib_dir);
     let files = match load_and_parse(loader, path, &stdlib, &mut c) {
         Some(f) => f,
         None => return c,
     };
     let main = c.main.expect("set by load_and_parse");
-    let lopts = tk_frontend::LowerOptions { defines: opts.defines.clone(), kernels: opts.kernels.clone() };
+    let lopts =
+        tk_frontend::LowerOptions { defines: opts.defines.clone(), kernels: opts.kernels.clone() };
     let (module, diags) = tk_frontend::lower_program(&files, main, &lopts);
     c.diagnostics.extend(diags);
     let Some(module) = module else { return c };
@@ -145,7 +152,12 @@ fn internal_error<E: std::fmt::Display>(what: &str, errs: &[E]) -> Diagnostic {
 }
 
 /// Loads the main file and its imports (breadth first, each file once), parsing each.
-fn load_and_parse(loader: &dyn SourceLoader, main: &Path, stdlib: &Path, c: &mut Compilation) -> Option<Vec<(FileId, ast::File)>> {
+fn load_and_parse(
+    loader: &dyn SourceLoader,
+    main: &Path,
+    stdlib: &Path,
+    c: &mut Compilation,
+) -> Option<Vec<(FileId, ast::File)>> {
     let mut out = Vec::new();
     let mut queue: Vec<(PathBuf, Option<Span>)> = vec![(main.to_path_buf(), None)];
     let mut seen: HashMap<PathBuf, ()> = HashMap::new();
@@ -164,7 +176,10 @@ fn load_and_parse(loader: &dyn SourceLoader, main: &Path, stdlib: &Path, c: &mut
                     None => Diagnostic::error("E0002", msg, Span::DUMMY),
                 }
                 .with_help(if from.is_some() {
-                    format!("stdlib modules are looked up in `{}` (set TK_STDLIB to change it)", stdlib.display())
+                    format!(
+                        "stdlib modules are looked up in `{}` (set TK_STDLIB to change it)",
+                        stdlib.display()
+                    )
                 } else {
                     "check the path".to_string()
                 });
@@ -183,8 +198,12 @@ fn load_and_parse(loader: &dyn SourceLoader, main: &Path, stdlib: &Path, c: &mut
                 for item in &file.items {
                     if let ast::Item::Import(imp) = item {
                         let p = match &imp.target {
-                            ast::ImportTarget::Module(name) => stdlib.join(format!("{}.tk", name.name)),
-                            ast::ImportTarget::Path(rel) => path.parent().unwrap_or(Path::new(".")).join(rel),
+                            ast::ImportTarget::Module(name) => {
+                                stdlib.join(format!("{}.tk", name.name))
+                            }
+                            ast::ImportTarget::Path(rel) => {
+                                path.parent().unwrap_or(Path::new(".")).join(rel)
+                            }
                         };
                         queue.push((p, Some(imp.span)));
                     }

@@ -62,8 +62,12 @@ impl FnLower<'_, '_> {
                 Some(kw) => match names.iter().position(|n| *n == kw.name) {
                     Some(i) if vals[i].is_none() => vals[i] = Some((v, a.value.span)),
                     Some(_) => {
-                        let d = Diagnostic::error("E0502", format!("argument `{}` is given twice", kw.name), kw.span)
-                            .with_note(format!("signature: {}", signature(fname, params)));
+                        let d = Diagnostic::error(
+                            "E0502",
+                            format!("argument `{}` is given twice", kw.name),
+                            kw.span,
+                        )
+                        .with_note(format!("signature: {}", signature(fname, params)));
                         self.error(d);
                         ok = false;
                     }
@@ -75,7 +79,9 @@ impl FnLower<'_, '_> {
                         )
                         .with_label("unknown keyword")
                         .with_note(format!("signature: {}", signature(fname, params)));
-                        if let Some(best) = names.iter().min_by_key(|n| crate::expr::edit_distance(n, &kw.name)) {
+                        if let Some(best) =
+                            names.iter().min_by_key(|n| crate::expr::edit_distance(n, &kw.name))
+                        {
                             if crate::expr::edit_distance(best, &kw.name) <= 2 {
                                 d = d.with_help(format!("did you mean `{best}`?"));
                             }
@@ -88,9 +94,13 @@ impl FnLower<'_, '_> {
         }
         for (i, p) in params.iter().enumerate() {
             if vals[i].is_none() && !p.ends_with('?') {
-                let d = Diagnostic::error("E0504", format!("`{fname}` is missing the argument `{p}`"), call_span)
-                    .with_label(format!("`{p}` not given"))
-                    .with_note(format!("signature: {}", signature(fname, params)));
+                let d = Diagnostic::error(
+                    "E0504",
+                    format!("`{fname}` is missing the argument `{p}`"),
+                    call_span,
+                )
+                .with_label(format!("`{p}` not given"))
+                .with_note(format!("signature: {}", signature(fname, params)));
                 self.error(d);
                 ok = false;
             }
@@ -99,7 +109,9 @@ impl FnLower<'_, '_> {
             return None;
         }
         // An erroneous argument was already reported; stop quietly.
-        if vals.iter().flatten().any(|(v, _)| v.is_error()) || rest.iter().any(|(v, _)| v.is_error()) {
+        if vals.iter().flatten().any(|(v, _)| v.is_error())
+            || rest.iter().any(|(v, _)| v.is_error())
+        {
             return None;
         }
         Some(Args { vals, rest })

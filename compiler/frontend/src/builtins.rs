@@ -6,7 +6,9 @@ use crate::lower::FnLower;
 use crate::program::ItemRef;
 use crate::val::{broadcast_shapes, promote, show_shape, Strength, TypeView, Val};
 use tk_diag::{Diagnostic, Span};
-use tk_ir::{AtomicOp, ConstValue, DType, DotPrecision, Elem, Op, ReduceKind, Type, UnaryOp, Value};
+use tk_ir::{
+    AtomicOp, ConstValue, DType, DotPrecision, Elem, Op, ReduceKind, Type, UnaryOp, Value,
+};
 use tk_syntax::ast;
 
 impl FnLower<'_, '_> {
@@ -28,12 +30,18 @@ impl FnLower<'_, '_> {
         }
         match name {
             "program_id" | "num_programs" => {
-                let Some(a) = self.bind_args(name, &["axis"], args, span, false) else { return Val::Error };
+                let Some(a) = self.bind_args(name, &["axis"], args, span, false) else {
+                    return Val::Error;
+                };
                 let (v, s) = a.get(0).cloned().expect("required");
                 let Some(axis) = self.const_int(&v, s, "the axis") else { return Val::Error };
                 if !(0..=2).contains(&axis) {
-                    let d = Diagnostic::error("E0510", format!("grid axis must be 0, 1 or 2, not {axis}"), s)
-                        .with_label("out of range");
+                    let d = Diagnostic::error(
+                        "E0510",
+                        format!("grid axis must be 0, 1 or 2, not {axis}"),
+                        s,
+                    )
+                    .with_label("out of range");
                     return self.error(d);
                 }
                 let op = if name == "program_id" {
@@ -46,20 +54,36 @@ impl FnLower<'_, '_> {
                 self.ir(r, t, Strength::Strong)
             }
             "arange" => {
-                let Some(a) = self.bind_args(name, &["start", "end"], args, span, false) else { return Val::Error };
+                let Some(a) = self.bind_args(name, &["start", "end"], args, span, false) else {
+                    return Val::Error;
+                };
                 let (sv, ss) = a.get(0).cloned().expect("required");
                 let (ev, es) = a.get(1).cloned().expect("required");
-                let (Some(start), Some(end)) = (self.const_int(&sv, ss, "`arange` start"), self.const_int(&ev, es, "`arange` end")) else {
+                let (Some(start), Some(end)) = (
+                    self.const_int(&sv, ss, "`arange` start"),
+                    self.const_int(&ev, es, "`arange` end"),
+                ) else {
                     return Val::Error;
                 };
                 if end <= start {
-                    let d = Diagnostic::error("E0511", format!("`arange({start}, {end})` is empty"), span)
-                        .with_label("end must be greater than start");
+                    let d = Diagnostic::error(
+                        "E0511",
+                        format!("`arange({start}, {end})` is empty"),
+                        span,
+                    )
+                    .with_label("end must be greater than start");
                     return self.error(d);
                 }
                 let n = end - start;
-                if n > crate::lower::MAX_BLOCK_ELEMS as i64 || start < i32::MIN as i64 || end > i32::MAX as i64 + 1 {
-                    let d = Diagnostic::error("E0512", format!("`arange({start}, {end})` is too large for a block"), span);
+                if n > crate::lower::MAX_BLOCK_ELEMS as i64
+                    || start < i32::MIN as i64
+                    || end > i32::MAX as i64 + 1
+                {
+                    let d = Diagnostic::error(
+                        "E0512",
+                        format!("`arange({start}, {end})` is too large for a block"),
+                        span,
+                    );
                     return self.error(d);
                 }
                 let t = Type::block(DType::I32, vec![n as u32]);
@@ -67,15 +91,28 @@ impl FnLower<'_, '_> {
                 self.ir(r, t, Strength::Strong)
             }
             "zeros" | "full" => {
-                let params: &[&str] = if name == "zeros" { &["shape", "dtype?"] } else { &["shape", "value", "dtype?"] };
-                let Some(mut a) = self.bind_args(name, params, args, span, false) else { return Val::Error };
+                let params: &[&str] = if name == "zeros" {
+                    &["shape", "dtype?"]
+                } else {
+                    &["shape", "value", "dtype?"]
+                };
+                let Some(mut a) = self.bind_args(name, params, args, span, false) else {
+                    return Val::Error;
+                };
                 let (shv, shs) = a.take(0).expect("required");
                 let Some(shape) = self.shape_arg(&shv, shs) else { return Val::Error };
                 let dt_index = params.len() - 1;
                 let dtype = match a.take(dt_index) {
                     Some((Val::DType(d), _)) => Some(d),
                     Some((other, s)) => {
-                        let d = Diagnostic::error("E0513", format!("`dtype` must be a type name such as `f32`, not {}", self.describe(&other)), s);
+                        let d = Diagnostic::error(
+                            "E0513",
+                            format!(
+                                "`dtype` must be a type name such as `f32`, not {}",
+                                self.describe(&other)
+                            ),
+                            s,
+                        );
                         return self.error(d);
                     }
                     None => None,
@@ -86,17 +123,27 @@ impl FnLower<'_, '_> {
                 } else {
                     let (v, vs) = a.take(1).expect("required");
                     let Some(view) = self.view(&v) else {
-                        let d = Diagnostic::error("E0514", format!("`full` needs a scalar value, not {}", self.describe(&v)), vs);
+                        let d = Diagnostic::error(
+                            "E0514",
+                            format!("`full` needs a scalar value, not {}", self.describe(&v)),
+                            vs,
+                        );
                         return self.error(d);
                     };
                     if !view.shape.is_empty() || view.elem.is_ptr() {
-                        let d = Diagnostic::error("E0514", format!("`full` needs a scalar value, not `{}`", view.to_type()), vs)
-                            .with_help("use `broadcast_to(x, shape)` to repeat a block");
+                        let d = Diagnostic::error(
+                            "E0514",
+                            format!("`full` needs a scalar value, not `{}`", view.to_type()),
+                            vs,
+                        )
+                        .with_help("use `broadcast_to(x, shape)` to repeat a block");
                         return self.error(d);
                     }
                     let d = dtype.unwrap_or(view.dtype().expect("scalar"));
                     let tgt = Type::scalar(d);
-                    let Some(c) = self.coerce(v, &tgt, vs, "the fill value") else { return Val::Error };
+                    let Some(c) = self.coerce(v, &tgt, vs, "the fill value") else {
+                        return Val::Error;
+                    };
                     let t = Type::block(d, shape.clone());
                     if !self.check_shape(&shape, shs) {
                         return Val::Error;
@@ -114,27 +161,46 @@ impl FnLower<'_, '_> {
             }
             "load" => self.builtin_load(args, span),
             "store" => self.builtin_store(args, span),
-            "atomic_add" | "atomic_max" | "atomic_min" | "atomic_xchg" | "atomic_cas" => self.builtin_atomic(name, args, span),
+            "atomic_add" | "atomic_max" | "atomic_min" | "atomic_xchg" | "atomic_cas" => {
+                self.builtin_atomic(name, args, span)
+            }
             "minimum" | "maximum" => {
-                let Some(mut a) = self.bind_args(name, &["a", "b"], args, span, false) else { return Val::Error };
+                let Some(mut a) = self.bind_args(name, &["a", "b"], args, span, false) else {
+                    return Val::Error;
+                };
                 let xs = vec![a.take(0).expect("required"), a.take(1).expect("required")];
-                let Some((vals, dt, strength, shape)) = self.unify(name, xs, span) else { return Val::Error };
+                let Some((vals, dt, strength, shape)) = self.unify(name, xs, span) else {
+                    return Val::Error;
+                };
                 if dt.is_bool() {
-                    let d = Diagnostic::error("E0515", format!("`{name}` needs numbers, not bools"), span);
+                    let d = Diagnostic::error(
+                        "E0515",
+                        format!("`{name}` needs numbers, not bools"),
+                        span,
+                    );
                     return self.error(d);
                 }
-                let op = if name == "minimum" { tk_ir::BinaryOp::Min } else { tk_ir::BinaryOp::Max };
+                let op =
+                    if name == "minimum" { tk_ir::BinaryOp::Min } else { tk_ir::BinaryOp::Max };
                 let t = Type::block(dt, shape.clone());
                 let r = self.emit1(Op::Binary { op, lhs: vals[0], rhs: vals[1] }, t.clone(), span);
                 self.ir(r, t, strength)
             }
             "fma" => {
-                let Some(mut a) = self.bind_args(name, &["a", "b", "c"], args, span, false) else { return Val::Error };
+                let Some(mut a) = self.bind_args(name, &["a", "b", "c"], args, span, false) else {
+                    return Val::Error;
+                };
                 let xs = vec![a.take(0).expect("a"), a.take(1).expect("b"), a.take(2).expect("c")];
-                let Some((vals, dt, strength, shape)) = self.unify(name, xs, span) else { return Val::Error };
+                let Some((vals, dt, strength, shape)) = self.unify(name, xs, span) else {
+                    return Val::Error;
+                };
                 if !dt.is_float() {
-                    let d = Diagnostic::error("E0516", format!("`fma` needs floating-point operands, not `{dt}`"), span)
-                        .with_help("write `a * b + c` for integers");
+                    let d = Diagnostic::error(
+                        "E0516",
+                        format!("`fma` needs floating-point operands, not `{dt}`"),
+                        span,
+                    )
+                    .with_help("write `a * b + c` for integers");
                     return self.error(d);
                 }
                 let t = Type::block(dt, shape);
@@ -142,29 +208,52 @@ impl FnLower<'_, '_> {
                 self.ir(r, t, strength)
             }
             "where" => {
-                let Some(mut a) = self.bind_args(name, &["cond", "a", "b"], args, span, false) else { return Val::Error };
+                let Some(mut a) = self.bind_args(name, &["cond", "a", "b"], args, span, false)
+                else {
+                    return Val::Error;
+                };
                 let (cv, cs) = a.take(0).expect("cond");
-                let Some(cview) = self.view(&cv) else { return self.not_a_value(&cv, cs, "the condition") };
+                let Some(cview) = self.view(&cv) else {
+                    return self.not_a_value(&cv, cs, "the condition");
+                };
                 if cview.dtype() != Some(DType::Bool) {
-                    let d = Diagnostic::error("E0517", format!("the condition of `where` must be bool, not `{}`", cview.to_type()), cs)
-                        .with_help("compare explicitly, e.g. `x > 0`");
+                    let d = Diagnostic::error(
+                        "E0517",
+                        format!("the condition of `where` must be bool, not `{}`", cview.to_type()),
+                        cs,
+                    )
+                    .with_help("compare explicitly, e.g. `x > 0`");
                     return self.error(d);
                 }
                 let xs = vec![a.take(1).expect("a"), a.take(2).expect("b")];
-                let Some((vals, dt, strength, shape)) = self.unify_with_shape(name, xs, &cview.shape, span) else { return Val::Error };
+                let Some((vals, dt, strength, shape)) =
+                    self.unify_with_shape(name, xs, &cview.shape, span)
+                else {
+                    return Val::Error;
+                };
                 let ct = Type::block(DType::Bool, shape.clone());
                 let Some(c) = self.coerce(cv, &ct, cs, "the condition") else { return Val::Error };
                 let t = Type::block(dt, shape);
-                let r = self.emit1(Op::Select { cond: c, on_true: vals[0], on_false: vals[1] }, t.clone(), span);
+                let r = self.emit1(
+                    Op::Select { cond: c, on_true: vals[0], on_false: vals[1] },
+                    t.clone(),
+                    span,
+                );
                 self.ir(r, t, strength)
             }
             "sum" | "max" | "min" | "argmax" | "argmin" => self.builtin_reduce(name, args, span),
             "reduce" | "scan" => self.builtin_reduce_with(name, args, span),
             "cumsum" => {
-                let Some(mut a) = self.bind_args(name, &["x", "axis?", "reverse?"], args, span, false) else { return Val::Error };
+                let Some(mut a) =
+                    self.bind_args(name, &["x", "axis?", "reverse?"], args, span, false)
+                else {
+                    return Val::Error;
+                };
                 let (x, xs) = a.take(0).expect("x");
                 let Some((v, t)) = self.block_arg(&x, xs, name) else { return Val::Error };
-                let Some(axis) = self.axis_arg(a.take(1), t.rank(), span, name) else { return Val::Error };
+                let Some(axis) = self.axis_arg(a.take(1), t.rank(), span, name) else {
+                    return Val::Error;
+                };
                 let reverse = match a.take(2) {
                     Some((rv, rs)) => match self.const_bool(&rv, rs, "`reverse`") {
                         Some(b) => b,
@@ -173,37 +262,52 @@ impl FnLower<'_, '_> {
                     None => false,
                 };
                 if t.elem.dtype().is_some_and(|d| d.is_bool()) {
-                    let d = Diagnostic::error("E0518", "`cumsum` needs numbers, not bools", xs).with_help("convert with `as i32` first");
+                    let d = Diagnostic::error("E0518", "`cumsum` needs numbers, not bools", xs)
+                        .with_help("convert with `as i32` first");
                     return self.error(d);
                 }
                 let r = self.emit1(Op::Cumsum { axis, value: v, reverse }, t.clone(), span);
                 self.ir(r, t, Strength::Strong)
             }
             "topk" => {
-                let Some(mut a) = self.bind_args(name, &["x", "k"], args, span, false) else { return Val::Error };
+                let Some(mut a) = self.bind_args(name, &["x", "k"], args, span, false) else {
+                    return Val::Error;
+                };
                 let (x, xs) = a.take(0).expect("x");
                 let (kv, ks) = a.take(1).expect("k");
                 let Some((v, t)) = self.block_arg(&x, xs, name) else { return Val::Error };
                 let Some(k) = self.const_int(&kv, ks, "`k`") else { return Val::Error };
                 let last = *t.shape.last().expect("block") as i64;
                 if k < 1 || k > last {
-                    let d = Diagnostic::error("E0519", format!("`k` = {k} is out of range for a last dimension of {last}"), ks)
-                        .with_label(format!("must be between 1 and {last}"));
+                    let d = Diagnostic::error(
+                        "E0519",
+                        format!("`k` = {k} is out of range for a last dimension of {last}"),
+                        ks,
+                    )
+                    .with_label(format!("must be between 1 and {last}"));
                     return self.error(d);
                 }
                 if t.elem.dtype().is_some_and(|d| d.is_bool()) || t.elem.is_ptr() {
-                    let d = Diagnostic::error("E0520", format!("`topk` needs numbers, not `{t}`"), xs);
+                    let d =
+                        Diagnostic::error("E0520", format!("`topk` needs numbers, not `{t}`"), xs);
                     return self.error(d);
                 }
                 let mut shape = t.shape.clone();
                 *shape.last_mut().expect("block") = k as u32;
                 let vt = t.with_shape(shape.clone());
                 let it = Type::block(DType::I32, shape);
-                let rs = self.emit(Op::TopK { value: v, k: k as u32 }, &[vt.clone(), it.clone()], span);
-                Val::Tuple(vec![self.ir(rs[0], vt, Strength::Strong), self.ir(rs[1], it, Strength::Strong)])
+                let rs =
+                    self.emit(Op::TopK { value: v, k: k as u32 }, &[vt.clone(), it.clone()], span);
+                Val::Tuple(vec![
+                    self.ir(rs[0], vt, Strength::Strong),
+                    self.ir(rs[1], it, Strength::Strong),
+                ])
             }
             "sort" => {
-                let Some(mut a) = self.bind_args(name, &["x", "descending?"], args, span, false) else { return Val::Error };
+                let Some(mut a) = self.bind_args(name, &["x", "descending?"], args, span, false)
+                else {
+                    return Val::Error;
+                };
                 let (x, xs) = a.take(0).expect("x");
                 let Some((v, t)) = self.block_arg(&x, xs, name) else { return Val::Error };
                 let descending = match a.take(1) {
@@ -214,68 +318,109 @@ impl FnLower<'_, '_> {
                     None => false,
                 };
                 if t.elem.is_ptr() {
-                    let d = Diagnostic::error("E0520", format!("`sort` needs numbers, not `{t}`"), xs);
+                    let d =
+                        Diagnostic::error("E0520", format!("`sort` needs numbers, not `{t}`"), xs);
                     return self.error(d);
                 }
                 let it = Type::block(DType::I32, t.shape.clone());
-                let rs = self.emit(Op::Sort { value: v, descending }, &[t.clone(), it.clone()], span);
-                Val::Tuple(vec![self.ir(rs[0], t, Strength::Strong), self.ir(rs[1], it, Strength::Strong)])
+                let rs =
+                    self.emit(Op::Sort { value: v, descending }, &[t.clone(), it.clone()], span);
+                Val::Tuple(vec![
+                    self.ir(rs[0], t, Strength::Strong),
+                    self.ir(rs[1], it, Strength::Strong),
+                ])
             }
             "histogram" => {
-                let Some(mut a) = self.bind_args(name, &["x", "bins", "mask?"], args, span, false) else { return Val::Error };
+                let Some(mut a) = self.bind_args(name, &["x", "bins", "mask?"], args, span, false)
+                else {
+                    return Val::Error;
+                };
                 let (x, xs) = a.take(0).expect("x");
                 let (bv, bs) = a.take(1).expect("bins");
                 let Some((v, t)) = self.block_arg(&x, xs, name) else { return Val::Error };
                 if !t.elem.dtype().is_some_and(|d| d.is_int()) {
-                    let d = Diagnostic::error("E0521", format!("`histogram` counts integers, but this is `{t}`"), xs)
-                        .with_help("convert bin indices with `as i32`");
+                    let d = Diagnostic::error(
+                        "E0521",
+                        format!("`histogram` counts integers, but this is `{t}`"),
+                        xs,
+                    )
+                    .with_help("convert bin indices with `as i32`");
                     return self.error(d);
                 }
                 let Some(bins) = self.const_int(&bv, bs, "`bins`") else { return Val::Error };
                 if bins < 1 || bins > crate::lower::MAX_BLOCK_ELEMS as i64 {
-                    let d = Diagnostic::error("E0522", format!("`bins` must be at least 1, not {bins}"), bs);
+                    let d = Diagnostic::error(
+                        "E0522",
+                        format!("`bins` must be at least 1, not {bins}"),
+                        bs,
+                    );
                     return self.error(d);
                 }
                 let mask = match a.take(2) {
-                    Some((mv, ms)) => match self.coerce(mv, &Type::block(DType::Bool, t.shape.clone()), ms, "the mask") {
+                    Some((mv, ms)) => match self.coerce(
+                        mv,
+                        &Type::block(DType::Bool, t.shape.clone()),
+                        ms,
+                        "the mask",
+                    ) {
                         Some(m) => Some(m),
                         None => return Val::Error,
                     },
                     None => None,
                 };
                 let rt = Type::block(DType::I32, vec![bins as u32]);
-                let r = self.emit1(Op::Histogram { value: v, bins: bins as u32, mask }, rt.clone(), span);
+                let r = self.emit1(
+                    Op::Histogram { value: v, bins: bins as u32, mask },
+                    rt.clone(),
+                    span,
+                );
                 self.ir(r, rt, Strength::Strong)
             }
             "dot" => self.builtin_dot(args, span),
             "reshape" | "broadcast_to" => {
-                let Some(mut a) = self.bind_args(name, &["x", "shape"], args, span, false) else { return Val::Error };
+                let Some(mut a) = self.bind_args(name, &["x", "shape"], args, span, false) else {
+                    return Val::Error;
+                };
                 let (x, xs) = a.take(0).expect("x");
                 let (sv, ss) = a.take(1).expect("shape");
                 let Some(shape) = self.shape_arg(&sv, ss) else { return Val::Error };
                 if !self.check_shape(&shape, ss) {
                     return Val::Error;
                 }
-                let Some(view) = self.view(&x) else { return self.not_a_value(&x, xs, "the input") };
+                let Some(view) = self.view(&x) else {
+                    return self.not_a_value(&x, xs, "the input");
+                };
                 let Some((v, t)) = self.materialize(&x, xs) else { return Val::Error };
                 if name == "reshape" {
                     let n: u64 = shape.iter().map(|&d| d as u64).product();
                     if n != t.numel() {
                         let d = Diagnostic::error(
                             "E0523",
-                            format!("cannot reshape `{t}` ({} elements) to {} ({n} elements)", t.numel(), show_shape(&shape)),
+                            format!(
+                                "cannot reshape `{t}` ({} elements) to {} ({n} elements)",
+                                t.numel(),
+                                show_shape(&shape)
+                            ),
                             span,
                         )
                         .with_label("element counts differ");
                         return self.error(d);
                     }
                     let nt = t.with_shape(shape);
-                    let r = if t.is_scalar() { self.emit1(Op::Splat { value: v }, nt.clone(), span) } else { self.emit1(Op::Reshape { value: v }, nt.clone(), span) };
+                    let r = if t.is_scalar() {
+                        self.emit1(Op::Splat { value: v }, nt.clone(), span)
+                    } else {
+                        self.emit1(Op::Reshape { value: v }, nt.clone(), span)
+                    };
                     return self.ir(r, nt, view.strength);
                 }
                 if broadcast_shapes(&t.shape, &shape).as_deref() != Some(&shape[..]) {
-                    let d = Diagnostic::error("E0524", format!("cannot broadcast `{t}` to {}", show_shape(&shape)), span)
-                        .with_note("each dimension, aligned from the right, must be equal or 1");
+                    let d = Diagnostic::error(
+                        "E0524",
+                        format!("cannot broadcast `{t}` to {}", show_shape(&shape)),
+                        span,
+                    )
+                    .with_note("each dimension, aligned from the right, must be equal or 1");
                     return self.error(d);
                 }
                 let r = self.broadcast_value(v, &t, &shape, span);
@@ -283,13 +428,22 @@ impl FnLower<'_, '_> {
             }
             "trans" | "permute" => {
                 let params: &[&str] = if name == "trans" { &["x"] } else { &["x", "dims"] };
-                let Some(mut a) = self.bind_args(name, params, args, span, false) else { return Val::Error };
+                let Some(mut a) = self.bind_args(name, params, args, span, false) else {
+                    return Val::Error;
+                };
                 let (x, xs) = a.take(0).expect("x");
                 let Some((v, t)) = self.block_arg(&x, xs, name) else { return Val::Error };
                 let perm: Vec<u8> = if name == "trans" {
                     if t.rank() < 2 {
-                        let d = Diagnostic::error("E0525", format!("`trans` needs at least 2 dimensions, but `{t}` has {}", t.rank()), xs)
-                            .with_help("add a dimension first with `x[:, None]`");
+                        let d = Diagnostic::error(
+                            "E0525",
+                            format!(
+                                "`trans` needs at least 2 dimensions, but `{t}` has {}",
+                                t.rank()
+                            ),
+                            xs,
+                        )
+                        .with_help("add a dimension first with `x[:, None]`");
                         return self.error(d);
                     }
                     let mut p: Vec<u8> = (0..t.rank() as u8).collect();
@@ -300,9 +454,21 @@ impl FnLower<'_, '_> {
                     let (pv, ps) = a.take(1).expect("dims");
                     let Some(dims) = self.shape_arg(&pv, ps) else { return Val::Error };
                     let mut seen = vec![false; t.rank()];
-                    let valid = dims.len() == t.rank() && dims.iter().all(|&d| (d as usize) < t.rank() && !std::mem::replace(&mut seen[d as usize], true));
+                    let valid = dims.len() == t.rank()
+                        && dims.iter().all(|&d| {
+                            (d as usize) < t.rank()
+                                && !std::mem::replace(&mut seen[d as usize], true)
+                        });
                     if !valid {
-                        let d = Diagnostic::error("E0526", format!("{} is not a permutation of the {} dimensions of `{t}`", show_shape(&dims), t.rank()), ps);
+                        let d = Diagnostic::error(
+                            "E0526",
+                            format!(
+                                "{} is not a permutation of the {} dimensions of `{t}`",
+                                show_shape(&dims),
+                                t.rank()
+                            ),
+                            ps,
+                        );
                         return self.error(d);
                     }
                     dims.iter().map(|&d| d as u8).collect()
@@ -313,13 +479,24 @@ impl FnLower<'_, '_> {
                 self.ir(r, nt, Strength::Strong)
             }
             "expand_dims" => {
-                let Some(mut a) = self.bind_args(name, &["x", "axis"], args, span, false) else { return Val::Error };
+                let Some(mut a) = self.bind_args(name, &["x", "axis"], args, span, false) else {
+                    return Val::Error;
+                };
                 let (x, xs) = a.take(0).expect("x");
                 let (av, as_) = a.take(1).expect("axis");
-                let Some(view) = self.view(&x) else { return self.not_a_value(&x, xs, "the input") };
+                let Some(view) = self.view(&x) else {
+                    return self.not_a_value(&x, xs, "the input");
+                };
                 let Some(axis) = self.const_int(&av, as_, "the axis") else { return Val::Error };
                 if axis < 0 || axis as usize > view.shape.len() {
-                    let d = Diagnostic::error("E0527", format!("axis {axis} is out of range for inserting into `{}`", view.to_type()), as_);
+                    let d = Diagnostic::error(
+                        "E0527",
+                        format!(
+                            "axis {axis} is out of range for inserting into `{}`",
+                            view.to_type()
+                        ),
+                        as_,
+                    );
                     return self.error(d);
                 }
                 let Some((v, t)) = self.materialize(&x, xs) else { return Val::Error };
@@ -333,23 +510,33 @@ impl FnLower<'_, '_> {
                 self.ir(r, nt, view.strength)
             }
             "cdiv" => {
-                let Some(mut a) = self.bind_args(name, &["a", "b"], args, span, false) else { return Val::Error };
+                let Some(mut a) = self.bind_args(name, &["a", "b"], args, span, false) else {
+                    return Val::Error;
+                };
                 let (x, xs) = a.take(0).expect("a");
                 let (y, ys) = a.take(1).expect("b");
                 // (a + b - 1) / b, written with the ordinary operators so every rule applies.
                 use tk_syntax::ast::BinOp;
-                let one = Val::Const { value: ConstValue::Int(1), dtype: DType::I32, strength: Strength::Weak };
+                let one = Val::Const {
+                    value: ConstValue::Int(1),
+                    dtype: DType::I32,
+                    strength: Strength::Weak,
+                };
                 let s = self.lower_binary(BinOp::Add, x, y.clone(), span, xs, ys);
                 let s = self.lower_binary(BinOp::Sub, s, one, span, span, span);
                 self.lower_binary(BinOp::Div, s, y, span, span, ys)
             }
             "static_assert" => {
-                let Some(mut a) = self.bind_args(name, &["cond", "message?"], args, span, false) else { return Val::Error };
+                let Some(mut a) = self.bind_args(name, &["cond", "message?"], args, span, false)
+                else {
+                    return Val::Error;
+                };
                 let (cv, cs) = a.take(0).expect("cond");
                 let msg = match a.take(1) {
                     Some((Val::Str(s), _)) => s,
                     Some((_, s)) => {
-                        let d = Diagnostic::error("E0528", "the message must be a string literal", s);
+                        let d =
+                            Diagnostic::error("E0528", "the message must be a string literal", s);
                         return self.error(d);
                     }
                     None => "static assertion failed".to_string(),
@@ -357,7 +544,12 @@ impl FnLower<'_, '_> {
                 match cv {
                     Val::Const { value: ConstValue::Bool(true), .. } => Val::Unit,
                     Val::Const { value: ConstValue::Bool(false), .. } => {
-                        let d = Diagnostic::error("E0529", format!("static assertion failed: {msg}"), cs).with_label("this is false");
+                        let d = Diagnostic::error(
+                            "E0529",
+                            format!("static assertion failed: {msg}"),
+                            cs,
+                        )
+                        .with_label("this is false");
                         self.error(d)
                     }
                     Val::Error => Val::Error,
@@ -373,19 +565,29 @@ impl FnLower<'_, '_> {
                 }
             }
             "device_assert" => {
-                let Some(mut a) = self.bind_args(name, &["cond", "message?"], args, span, false) else { return Val::Error };
+                let Some(mut a) = self.bind_args(name, &["cond", "message?"], args, span, false)
+                else {
+                    return Val::Error;
+                };
                 let (cv, cs) = a.take(0).expect("cond");
                 let message = match a.take(1) {
                     Some((Val::Str(s), _)) => s,
                     Some((_, s)) => {
-                        let d = Diagnostic::error("E0528", "the message must be a string literal", s);
+                        let d =
+                            Diagnostic::error("E0528", "the message must be a string literal", s);
                         return self.error(d);
                     }
                     None => "device assertion failed".to_string(),
                 };
-                let Some(view) = self.view(&cv) else { return self.not_a_value(&cv, cs, "the condition") };
+                let Some(view) = self.view(&cv) else {
+                    return self.not_a_value(&cv, cs, "the condition");
+                };
                 if view.dtype() != Some(DType::Bool) {
-                    let d = Diagnostic::error("E0531", format!("`device_assert` needs a bool condition, not `{}`", view.to_type()), cs);
+                    let d = Diagnostic::error(
+                        "E0531",
+                        format!("`device_assert` needs a bool condition, not `{}`", view.to_type()),
+                        cs,
+                    );
                     return self.error(d);
                 }
                 let Some((c, _)) = self.materialize(&cv, cs) else { return Val::Error };
@@ -393,19 +595,27 @@ impl FnLower<'_, '_> {
                 Val::Unit
             }
             "print" => {
-                let Some(mut a) = self.bind_args(name, &["prefix"], args, span, true) else { return Val::Error };
+                let Some(mut a) = self.bind_args(name, &["prefix"], args, span, true) else {
+                    return Val::Error;
+                };
                 let prefix = match a.take(0) {
                     Some((Val::Str(s), _)) => s,
                     Some((_, s)) => {
-                        let d = Diagnostic::error("E0528", "the first argument of `print` must be a string literal", s)
-                            .with_help("write `print(\"x =\", x)`");
+                        let d = Diagnostic::error(
+                            "E0528",
+                            "the first argument of `print` must be a string literal",
+                            s,
+                        )
+                        .with_help("write `print(\"x =\", x)`");
                         return self.error(d);
                     }
                     None => unreachable!("prefix is required"),
                 };
                 let mut values = Vec::new();
                 for (v, s) in std::mem::take(&mut a.rest) {
-                    let Some((x, _)) = self.expect_value(&v, s, "a printed argument") else { return Val::Error };
+                    let Some((x, _)) = self.expect_value(&v, s, "a printed argument") else {
+                        return Val::Error;
+                    };
                     values.push(x);
                 }
                 self.emit(Op::Print { prefix, values }, &[], span);
@@ -413,11 +623,20 @@ impl FnLower<'_, '_> {
             }
             _ => {
                 if let Some(b) = self.lookup(name) {
-                    let d = Diagnostic::error("E0532", format!("`{name}` is a variable, not a function"), callee.span)
-                        .with_secondary(b.span, "defined here");
+                    let d = Diagnostic::error(
+                        "E0532",
+                        format!("`{name}` is a variable, not a function"),
+                        callee.span,
+                    )
+                    .with_secondary(b.span, "defined here");
                     return self.error(d);
                 }
-                let mut d = Diagnostic::error("E0533", format!("cannot find function `{name}`"), callee.span).with_label("unknown function");
+                let mut d = Diagnostic::error(
+                    "E0533",
+                    format!("cannot find function `{name}`"),
+                    callee.span,
+                )
+                .with_label("unknown function");
                 let best = crate::program::BUILTINS
                     .iter()
                     .map(|s| s.to_string())
@@ -439,7 +658,12 @@ impl FnLower<'_, '_> {
         if v.is_error() {
             return Val::Error;
         }
-        let d = Diagnostic::error("E0401", format!("{what} must be a value, but this is {}", self.describe(v)), span).with_label("not a value");
+        let d = Diagnostic::error(
+            "E0401",
+            format!("{what} must be a value, but this is {}", self.describe(v)),
+            span,
+        )
+        .with_label("not a value");
         self.error(d)
     }
 
@@ -449,14 +673,24 @@ impl FnLower<'_, '_> {
             Val::Const { value: ConstValue::Int(i), dtype, .. } if dtype.is_int() => Some(*i),
             Val::Error => None,
             Val::Ir { .. } => {
-                let d = Diagnostic::error("E0534", format!("{what} must be known at compile time"), span)
-                    .with_label("this is a run-time value")
-                    .with_help("use a literal, a `const`, or a compile-time parameter such as `<BLOCK: i32>`");
+                let d = Diagnostic::error(
+                    "E0534",
+                    format!("{what} must be known at compile time"),
+                    span,
+                )
+                .with_label("this is a run-time value")
+                .with_help(
+                    "use a literal, a `const`, or a compile-time parameter such as `<BLOCK: i32>`",
+                );
                 self.error(d);
                 None
             }
             other => {
-                let d = Diagnostic::error("E0535", format!("{what} must be an integer, but this is {}", self.describe(other)), span);
+                let d = Diagnostic::error(
+                    "E0535",
+                    format!("{what} must be an integer, but this is {}", self.describe(other)),
+                    span,
+                );
                 self.error(d);
                 None
             }
@@ -468,7 +702,14 @@ impl FnLower<'_, '_> {
             Val::Const { value: ConstValue::Bool(b), .. } => Some(*b),
             Val::Error => None,
             other => {
-                let d = Diagnostic::error("E0536", format!("{what} must be `true` or `false` known at compile time, but this is {}", self.describe(other)), span);
+                let d = Diagnostic::error(
+                    "E0536",
+                    format!(
+                        "{what} must be `true` or `false` known at compile time, but this is {}",
+                        self.describe(other)
+                    ),
+                    span,
+                );
                 self.error(d);
                 None
             }
@@ -482,7 +723,14 @@ impl FnLower<'_, '_> {
             Val::Error => return None,
             Val::Const { .. } => vec![(v.clone(), span)],
             other => {
-                let d = Diagnostic::error("E0537", format!("expected a shape list such as `[16, 32]`, found {}", self.describe(other)), span);
+                let d = Diagnostic::error(
+                    "E0537",
+                    format!(
+                        "expected a shape list such as `[16, 32]`, found {}",
+                        self.describe(other)
+                    ),
+                    span,
+                );
                 self.error(d);
                 return None;
             }
@@ -491,7 +739,8 @@ impl FnLower<'_, '_> {
         for (x, s) in items {
             let n = self.const_int(&x, s, "a shape dimension")?;
             if n < 0 || n > u32::MAX as i64 {
-                let d = Diagnostic::error("E0538", format!("shape dimension {n} is out of range"), s);
+                let d =
+                    Diagnostic::error("E0538", format!("shape dimension {n} is out of range"), s);
                 self.error(d);
                 return None;
             }
@@ -510,8 +759,14 @@ impl FnLower<'_, '_> {
             }
         };
         if view.shape.is_empty() {
-            let d = Diagnostic::error("E0539", format!("`{fname}` needs a block, but this is the scalar `{}`", view.to_type()), span)
-                .with_help("blocks come from `arange`, `zeros`, `full` or loads through pointer blocks");
+            let d = Diagnostic::error(
+                "E0539",
+                format!("`{fname}` needs a block, but this is the scalar `{}`", view.to_type()),
+                span,
+            )
+            .with_help(
+                "blocks come from `arange`, `zeros`, `full` or loads through pointer blocks",
+            );
             self.error(d);
             return None;
         }
@@ -519,12 +774,22 @@ impl FnLower<'_, '_> {
     }
 
     /// The `axis` argument of a reduction or scan: defaults to 0 for rank-1 blocks, required otherwise.
-    fn axis_arg(&mut self, arg: Option<(Val, Span)>, rank: usize, call_span: Span, fname: &str) -> Option<u8> {
+    fn axis_arg(
+        &mut self,
+        arg: Option<(Val, Span)>,
+        rank: usize,
+        call_span: Span,
+        fname: &str,
+    ) -> Option<u8> {
         match arg {
             None if rank == 1 => Some(0),
             None => {
-                let d = Diagnostic::error("E0540", format!("`{fname}` of a rank-{rank} block needs an axis"), call_span)
-                    .with_help(format!("write e.g. `{fname}(x, axis: {})`", rank - 1));
+                let d = Diagnostic::error(
+                    "E0540",
+                    format!("`{fname}` of a rank-{rank} block needs an axis"),
+                    call_span,
+                )
+                .with_help(format!("write e.g. `{fname}(x, axis: {})`", rank - 1));
                 self.error(d);
                 None
             }
@@ -532,8 +797,12 @@ impl FnLower<'_, '_> {
                 let a = self.const_int(&v, s, "the axis")?;
                 let a = if a < 0 { a + rank as i64 } else { a };
                 if a < 0 || a as usize >= rank {
-                    let d = Diagnostic::error("E0541", format!("axis {a} is out of range for a block of rank {rank}"), s)
-                        .with_label(format!("must be in 0..{rank}"));
+                    let d = Diagnostic::error(
+                        "E0541",
+                        format!("axis {a} is out of range for a block of rank {rank}"),
+                        s,
+                    )
+                    .with_label(format!("must be in 0..{rank}"));
                     self.error(d);
                     return None;
                 }
@@ -543,7 +812,12 @@ impl FnLower<'_, '_> {
     }
 
     /// Promotes several element-wise operands to one dtype and broadcasts them to one shape.
-    fn unify(&mut self, fname: &str, xs: Vec<(Val, Span)>, span: Span) -> Option<(Vec<Value>, DType, Strength, Vec<u32>)> {
+    fn unify(
+        &mut self,
+        fname: &str,
+        xs: Vec<(Val, Span)>,
+        span: Span,
+    ) -> Option<(Vec<Value>, DType, Strength, Vec<u32>)> {
         self.unify_with_shape(fname, xs, &[], span)
     }
 
@@ -559,7 +833,11 @@ impl FnLower<'_, '_> {
             match self.view(v) {
                 Some(w) if !w.elem.is_ptr() => views.push(w),
                 Some(w) => {
-                    let d = Diagnostic::error("E0542", format!("`{fname}` needs numbers, not the pointer `{}`", w.to_type()), *s);
+                    let d = Diagnostic::error(
+                        "E0542",
+                        format!("`{fname}` needs numbers, not the pointer `{}`", w.to_type()),
+                        *s,
+                    );
                     self.error(d);
                     return None;
                 }
@@ -575,9 +853,17 @@ impl FnLower<'_, '_> {
             shape = match broadcast_shapes(&shape, &w.shape) {
                 Some(s) => s,
                 None => {
-                    let shapes: Vec<String> = views.iter().map(|w| format!("`{}`", w.to_type())).collect();
-                    let d = Diagnostic::error("E0421", format!("cannot broadcast the operands of `{fname}`: {}", shapes.join(", ")), span)
-                        .with_help("use `x[:, None]` or `x[None, :]` to add a dimension");
+                    let shapes: Vec<String> =
+                        views.iter().map(|w| format!("`{}`", w.to_type())).collect();
+                    let d = Diagnostic::error(
+                        "E0421",
+                        format!(
+                            "cannot broadcast the operands of `{fname}`: {}",
+                            shapes.join(", ")
+                        ),
+                        span,
+                    )
+                    .with_help("use `x[:, None]` or `x[None, :]` to add a dimension");
                     self.error(d);
                     return None;
                 }
@@ -590,8 +876,12 @@ impl FnLower<'_, '_> {
                     st = s;
                 }
                 Err(_) => {
-                    let d = Diagnostic::error("E0422", format!("`{fname}` mixes signed and unsigned integers"), span)
-                        .with_help("convert one operand explicitly with `as`");
+                    let d = Diagnostic::error(
+                        "E0422",
+                        format!("`{fname}` mixes signed and unsigned integers"),
+                        span,
+                    )
+                    .with_help("convert one operand explicitly with `as`");
                     self.error(d);
                     return None;
                 }
@@ -600,7 +890,11 @@ impl FnLower<'_, '_> {
         let target = Type::block(dt, shape.clone());
         let mut out = Vec::new();
         for (v, s) in xs {
-            let v = if self.view(&v).and_then(|w| w.dtype()) != Some(dt) { self.cast_val(v, dt, s) } else { v };
+            let v = if self.view(&v).and_then(|w| w.dtype()) != Some(dt) {
+                self.cast_val(v, dt, s)
+            } else {
+                v
+            };
             let (x, t) = self.materialize(&v, s)?;
             out.push(self.broadcast_value(x, &t, &target.shape, s));
         }
@@ -612,8 +906,12 @@ impl FnLower<'_, '_> {
         let dt = match view.elem {
             Elem::Scalar(d) => d,
             Elem::Ptr(_) => {
-                let d = Diagnostic::error("E0543", format!("`{name}` needs numbers, not the pointer `{}`", view.to_type()), xs)
-                    .with_help("load the values first with `load(ptr)`");
+                let d = Diagnostic::error(
+                    "E0543",
+                    format!("`{name}` needs numbers, not the pointer `{}`", view.to_type()),
+                    xs,
+                )
+                .with_help("load the values first with `load(ptr)`");
                 return self.error(d);
             }
         };
@@ -623,9 +921,16 @@ impl FnLower<'_, '_> {
                 let v = self.view(&x).expect("value");
                 return self.apply_unary(op, x, TypeView { strength: Strength::Weak, ..v }, span);
             }
-            let d = Diagnostic::error("E0544", format!("`{name}` is defined on floating-point values, but this is `{}`", view.to_type()), xs)
-                .with_label(format!("`{}`", view.to_type()))
-                .with_help(format!("convert first: `{name}(x as f32)`"));
+            let d = Diagnostic::error(
+                "E0544",
+                format!(
+                    "`{name}` is defined on floating-point values, but this is `{}`",
+                    view.to_type()
+                ),
+                xs,
+            )
+            .with_label(format!("`{}`", view.to_type()))
+            .with_help(format!("convert first: `{name}(x as f32)`"));
             return self.error(d);
         }
         if op == UnaryOp::Abs && dt.is_bool() {
@@ -636,7 +941,10 @@ impl FnLower<'_, '_> {
     }
 
     fn builtin_load(&mut self, args: &[ast::Arg], span: Span) -> Val {
-        let Some(mut a) = self.bind_args("load", &["ptr", "mask?", "other?"], args, span, false) else { return Val::Error };
+        let Some(mut a) = self.bind_args("load", &["ptr", "mask?", "other?"], args, span, false)
+        else {
+            return Val::Error;
+        };
         let (p, ps) = a.take(0).expect("ptr");
         let Some((pv, pt)) = self.pointer_arg(&p, ps, "load") else { return Val::Error };
         let Elem::Ptr(dt) = pt.elem else { unreachable!("pointer_arg checks") };
@@ -648,10 +956,12 @@ impl FnLower<'_, '_> {
             None => None,
         };
         let other = match a.take(2) {
-            Some((o, os)) => match self.coerce(o, &Type::block(dt, pt.shape.clone()), os, "`other`") {
-                Some(o) => Some(o),
-                None => return Val::Error,
-            },
+            Some((o, os)) => {
+                match self.coerce(o, &Type::block(dt, pt.shape.clone()), os, "`other`") {
+                    Some(o) => Some(o),
+                    None => return Val::Error,
+                }
+            }
             None => None,
         };
         let t = Type::block(dt, pt.shape.clone());
@@ -660,12 +970,18 @@ impl FnLower<'_, '_> {
     }
 
     fn builtin_store(&mut self, args: &[ast::Arg], span: Span) -> Val {
-        let Some(mut a) = self.bind_args("store", &["ptr", "value", "mask?"], args, span, false) else { return Val::Error };
+        let Some(mut a) = self.bind_args("store", &["ptr", "value", "mask?"], args, span, false)
+        else {
+            return Val::Error;
+        };
         let (p, ps) = a.take(0).expect("ptr");
         let (v, vs) = a.take(1).expect("value");
         let Some((pv, pt)) = self.pointer_arg(&p, ps, "store") else { return Val::Error };
         let Elem::Ptr(dt) = pt.elem else { unreachable!("pointer_arg checks") };
-        let Some(val) = self.coerce(v, &Type::block(dt, pt.shape.clone()), vs, "the stored value") else { return Val::Error };
+        let Some(val) = self.coerce(v, &Type::block(dt, pt.shape.clone()), vs, "the stored value")
+        else {
+            return Val::Error;
+        };
         let mask = match a.take(2) {
             Some((m, ms)) => match self.coerce_mask(m, &pt.shape, ms) {
                 Some(m) => Some(m),
@@ -679,14 +995,25 @@ impl FnLower<'_, '_> {
 
     fn builtin_atomic(&mut self, name: &str, args: &[ast::Arg], span: Span) -> Val {
         let is_cas = name == "atomic_cas";
-        let params: &[&str] = if is_cas { &["ptr", "cmp", "value", "mask?"] } else { &["ptr", "value", "mask?"] };
-        let Some(mut a) = self.bind_args(name, params, args, span, false) else { return Val::Error };
+        let params: &[&str] =
+            if is_cas { &["ptr", "cmp", "value", "mask?"] } else { &["ptr", "value", "mask?"] };
+        let Some(mut a) = self.bind_args(name, params, args, span, false) else {
+            return Val::Error;
+        };
         let (p, ps) = a.take(0).expect("ptr");
         let Some((pv, pt)) = self.pointer_arg(&p, ps, name) else { return Val::Error };
         let Elem::Ptr(dt) = pt.elem else { unreachable!("pointer_arg checks") };
-        if dt.is_bool() || dt.bits() < 32 && !(name == "atomic_add" && matches!(dt, DType::F16 | DType::BF16)) {
-            let d = Diagnostic::error("E0545", format!("`{name}` is not available on `{dt}` elements"), ps)
-                .with_note("atomics work on 32- and 64-bit integers and floats (and f16/bf16 for atomic_add)");
+        if dt.is_bool()
+            || dt.bits() < 32 && !(name == "atomic_add" && matches!(dt, DType::F16 | DType::BF16))
+        {
+            let d = Diagnostic::error(
+                "E0545",
+                format!("`{name}` is not available on `{dt}` elements"),
+                ps,
+            )
+            .with_note(
+                "atomics work on 32- and 64-bit integers and floats (and f16/bf16 for atomic_add)",
+            );
             return self.error(d);
         }
         let vt = Type::block(dt, pt.shape.clone());
@@ -730,9 +1057,13 @@ impl FnLower<'_, '_> {
             }
         };
         if !view.elem.is_ptr() {
-            let d = Diagnostic::error("E0546", format!("`{fname}` needs a pointer, but this is `{}`", view.to_type()), span)
-                .with_label("not a pointer")
-                .with_help("pass a pointer parameter plus offsets, e.g. `x + offsets`");
+            let d = Diagnostic::error(
+                "E0546",
+                format!("`{fname}` needs a pointer, but this is `{}`", view.to_type()),
+                span,
+            )
+            .with_label("not a pointer")
+            .with_help("pass a pointer parameter plus offsets, e.g. `x + offsets`");
             self.error(d);
             return None;
         }
@@ -748,9 +1079,13 @@ impl FnLower<'_, '_> {
             }
         };
         if view.dtype() != Some(DType::Bool) {
-            let d = Diagnostic::error("E0547", format!("a mask must be bool, but this is `{}`", view.to_type()), span)
-                .with_label("not bool")
-                .with_help("build masks with comparisons, e.g. `offs < n`");
+            let d = Diagnostic::error(
+                "E0547",
+                format!("a mask must be bool, but this is `{}`", view.to_type()),
+                span,
+            )
+            .with_label("not bool")
+            .with_help("build masks with comparisons, e.g. `offs < n`");
             self.error(d);
             return None;
         }
@@ -758,16 +1093,29 @@ impl FnLower<'_, '_> {
     }
 
     fn builtin_reduce(&mut self, name: &str, args: &[ast::Arg], span: Span) -> Val {
-        if (name == "max" || name == "min") && args.len() == 2 && args.iter().all(|a| a.name.is_none()) {
+        if (name == "max" || name == "min")
+            && args.len() == 2
+            && args.iter().all(|a| a.name.is_none())
+        {
             // `max(a, b)` reads like the element-wise maximum; say so instead of a confusing axis error.
             let second = &args[1].value;
             if !matches!(second.kind, tk_syntax::ast::ExprKind::Int(_)) {
-                let d = Diagnostic::error("E0548", format!("`{name}` reduces one block along an axis"), span)
-                    .with_help(format!("for the element-wise {name} of two values use `{}imum(a, b)`", name));
+                let d = Diagnostic::error(
+                    "E0548",
+                    format!("`{name}` reduces one block along an axis"),
+                    span,
+                )
+                .with_help(format!(
+                    "for the element-wise {name} of two values use `{}imum(a, b)`",
+                    name
+                ));
                 return self.error(d);
             }
         }
-        let Some(mut a) = self.bind_args(name, &["x", "axis?", "keep_dims?"], args, span, false) else { return Val::Error };
+        let Some(mut a) = self.bind_args(name, &["x", "axis?", "keep_dims?"], args, span, false)
+        else {
+            return Val::Error;
+        };
         let (x, xs) = a.take(0).expect("x");
         let Some((v, t)) = self.block_arg(&x, xs, name) else { return Val::Error };
         let Some(axis) = self.axis_arg(a.take(1), t.rank(), span, name) else { return Val::Error };
@@ -781,13 +1129,18 @@ impl FnLower<'_, '_> {
         let dt = match t.elem {
             Elem::Scalar(d) if !d.is_bool() => d,
             _ => {
-                let d = Diagnostic::error("E0549", format!("`{name}` needs numbers, but this is `{t}`"), xs)
-                    .with_help("convert bools with `as i32` first");
+                let d = Diagnostic::error(
+                    "E0549",
+                    format!("`{name}` needs numbers, but this is `{t}`"),
+                    xs,
+                )
+                .with_help("convert bools with `as i32` first");
                 return self.error(d);
             }
         };
         let kind = ReduceKind::from_name(name).expect("reduction name");
-        let rdt = if matches!(kind, ReduceKind::Argmax | ReduceKind::Argmin) { DType::I32 } else { dt };
+        let rdt =
+            if matches!(kind, ReduceKind::Argmax | ReduceKind::Argmin) { DType::I32 } else { dt };
         let mut shape = t.shape.clone();
         shape.remove(axis as usize);
         let rt = Type::block(rdt, shape.clone());
@@ -796,25 +1149,39 @@ impl FnLower<'_, '_> {
         if keep {
             shape.insert(axis as usize, 1);
             let kt = Type::block(rdt, shape);
-            r = if rt.is_scalar() { self.emit1(Op::Splat { value: r }, kt.clone(), span) } else { self.emit1(Op::ExpandDims { value: r, axis }, kt.clone(), span) };
+            r = if rt.is_scalar() {
+                self.emit1(Op::Splat { value: r }, kt.clone(), span)
+            } else {
+                self.emit1(Op::ExpandDims { value: r, axis }, kt.clone(), span)
+            };
             rt = kt;
         }
         self.ir(r, rt, Strength::Strong)
     }
 
     fn builtin_reduce_with(&mut self, name: &str, args: &[ast::Arg], span: Span) -> Val {
-        let Some(mut a) = self.bind_args(name, &["x", "axis", "combine"], args, span, false) else { return Val::Error };
+        let Some(mut a) = self.bind_args(name, &["x", "axis", "combine"], args, span, false) else {
+            return Val::Error;
+        };
         let (x, xs) = a.take(0).expect("x");
         let Some((v, t)) = self.block_arg(&x, xs, name) else { return Val::Error };
         let Some(axis) = self.axis_arg(a.take(1), t.rank(), span, name) else { return Val::Error };
         let (fv, fs) = a.take(2).expect("combine");
         let Val::Func(fname) = fv else {
-            let d = Diagnostic::error("E0550", format!("`combine` must name a helper `fn`, but this is {}", self.describe(&fv)), fs)
-                .with_help("define `fn add(a, b) { a + b }` and pass `combine: add`");
+            let d = Diagnostic::error(
+                "E0550",
+                format!("`combine` must name a helper `fn`, but this is {}", self.describe(&fv)),
+                fs,
+            )
+            .with_help("define `fn add(a, b) { a + b }` and pass `combine: add`");
             return self.error(d);
         };
         let Elem::Scalar(dt) = t.elem else {
-            let d = Diagnostic::error("E0549", format!("`{name}` needs numbers, but this is `{t}`"), xs);
+            let d = Diagnostic::error(
+                "E0549",
+                format!("`{name}` needs numbers, but this is `{t}`"),
+                xs,
+            );
             return self.error(d);
         };
         let st = self.intern(Type::scalar(dt));
@@ -843,15 +1210,23 @@ impl FnLower<'_, '_> {
     }
 
     fn builtin_dot(&mut self, args: &[ast::Arg], span: Span) -> Val {
-        let Some(mut a) = self.bind_args("dot", &["a", "b", "acc?", "precision?"], args, span, false) else { return Val::Error };
+        let Some(mut a) =
+            self.bind_args("dot", &["a", "b", "acc?", "precision?"], args, span, false)
+        else {
+            return Val::Error;
+        };
         let (av, as_) = a.take(0).expect("a");
         let (bv, bs) = a.take(1).expect("b");
         let Some((x, xt)) = self.block_arg(&av, as_, "dot") else { return Val::Error };
         let Some((y, yt)) = self.block_arg(&bv, bs, "dot") else { return Val::Error };
         if xt.rank() != 2 || yt.rank() != 2 {
-            let d = Diagnostic::error("E0551", format!("`dot` multiplies 2-D blocks, but got `{xt}` and `{yt}`"), span)
-                .with_secondary(as_, format!("`{xt}`"))
-                .with_secondary(bs, format!("`{yt}`"));
+            let d = Diagnostic::error(
+                "E0551",
+                format!("`dot` multiplies 2-D blocks, but got `{xt}` and `{yt}`"),
+                span,
+            )
+            .with_secondary(as_, format!("`{xt}`"))
+            .with_secondary(bs, format!("`{yt}`"));
             return self.error(d);
         }
         let (m, k, k2, n) = (xt.shape[0], xt.shape[1], yt.shape[0], yt.shape[1]);
@@ -864,33 +1239,48 @@ impl FnLower<'_, '_> {
         }
         let (Elem::Scalar(da), Elem::Scalar(db)) = (xt.elem, yt.elem) else { return Val::Error };
         if da != db {
-            let d = Diagnostic::error("E0553", format!("`dot` inputs must have one dtype, got `{da}` and `{db}`"), span)
-                .with_help(format!("convert one with `as {da}`"));
+            let d = Diagnostic::error(
+                "E0553",
+                format!("`dot` inputs must have one dtype, got `{da}` and `{db}`"),
+                span,
+            )
+            .with_help(format!("convert one with `as {da}`"));
             return self.error(d);
         }
         let acc_dt = match da {
             DType::F16 | DType::BF16 | DType::F32 => DType::F32,
             DType::I8 => DType::I32,
             _ => {
-                let d = Diagnostic::error("E0554", format!("`dot` supports f16, bf16, f32 and i8 inputs, not `{da}`"), as_)
-                    .with_help("convert the inputs with `as f32`");
+                let d = Diagnostic::error(
+                    "E0554",
+                    format!("`dot` supports f16, bf16, f32 and i8 inputs, not `{da}`"),
+                    as_,
+                )
+                .with_help("convert the inputs with `as f32`");
                 return self.error(d);
             }
         };
         let at = Type::block(acc_dt, vec![m, n]);
         let acc = match a.take(2) {
             Some((cv, cs)) => {
-                let Some(view) = self.view(&cv) else { return self.not_a_value(&cv, cs, "the accumulator") };
+                let Some(view) = self.view(&cv) else {
+                    return self.not_a_value(&cv, cs, "the accumulator");
+                };
                 if view.dtype() != Some(acc_dt) || view.shape != at.shape {
-                    let d = Diagnostic::error("E0555", format!("the accumulator must be `{at}`, but this is `{}`", view.to_type()), cs)
-                        .with_help(format!("start from `zeros([{m}, {n}], {acc_dt})`"));
+                    let d = Diagnostic::error(
+                        "E0555",
+                        format!("the accumulator must be `{at}`, but this is `{}`", view.to_type()),
+                        cs,
+                    )
+                    .with_help(format!("start from `zeros([{m}, {n}], {acc_dt})`"));
                     return self.error(d);
                 }
                 let Some((c, _)) = self.materialize(&cv, cs) else { return Val::Error };
                 c
             }
             None => {
-                let z = self.emit1(Op::Const { value: zero_of(acc_dt) }, Type::scalar(acc_dt), span);
+                let z =
+                    self.emit1(Op::Const { value: zero_of(acc_dt) }, Type::scalar(acc_dt), span);
                 self.emit1(Op::Splat { value: z }, at.clone(), span)
             }
         };
@@ -900,12 +1290,17 @@ impl FnLower<'_, '_> {
                 "ieee" => DotPrecision::Ieee,
                 "tf32" => DotPrecision::Tf32,
                 _ => {
-                    let d = Diagnostic::error("E0556", format!("unknown precision \"{s}\""), ps).with_help("use \"ieee\" (default) or \"tf32\"");
+                    let d = Diagnostic::error("E0556", format!("unknown precision \"{s}\""), ps)
+                        .with_help("use \"ieee\" (default) or \"tf32\"");
                     return self.error(d);
                 }
             },
             Some((_, ps)) => {
-                let d = Diagnostic::error("E0556", "`precision` must be the string \"ieee\" or \"tf32\"", ps);
+                let d = Diagnostic::error(
+                    "E0556",
+                    "`precision` must be the string \"ieee\" or \"tf32\"",
+                    ps,
+                );
                 return self.error(d);
             }
         };

@@ -13,8 +13,12 @@ impl FnLower<'_, '_> {
         match &e.kind {
             ExprKind::Int(i) => {
                 if *i > i64::MAX as u64 {
-                    let d = Diagnostic::error("E0410", format!("integer literal {i} is larger than i64 allows"), e.span)
-                        .with_help("write it as a smaller literal and cast, or use a u64 parameter");
+                    let d = Diagnostic::error(
+                        "E0410",
+                        format!("integer literal {i} is larger than i64 allows"),
+                        e.span,
+                    )
+                    .with_help("write it as a smaller literal and cast, or use a u64 parameter");
                     return self.error(d);
                 }
                 let dtype = if *i <= i32::MAX as u64 { DType::I32 } else { DType::I64 };
@@ -25,7 +29,11 @@ impl FnLower<'_, '_> {
                 dtype: DType::F32,
                 strength: Strength::Weak,
             },
-            ExprKind::Bool(b) => Val::Const { value: ConstValue::Bool(*b), dtype: DType::Bool, strength: Strength::Strong },
+            ExprKind::Bool(b) => Val::Const {
+                value: ConstValue::Bool(*b),
+                dtype: DType::Bool,
+                strength: Strength::Strong,
+            },
             ExprKind::Str(s) => Val::Str(s.clone()),
             ExprKind::Name(id) => self.lower_name(id),
             ExprKind::Unary(op, x) => {
@@ -52,13 +60,19 @@ impl FnLower<'_, '_> {
                     return v;
                 }
                 if self.view(&v).is_none() {
-                    let d = Diagnostic::error("E0411", format!("cannot cast {}", self.describe(&v)), x.span)
-                        .with_label("not a value");
+                    let d = Diagnostic::error(
+                        "E0411",
+                        format!("cannot cast {}", self.describe(&v)),
+                        x.span,
+                    )
+                    .with_label("not a value");
                     return self.error(d);
                 }
                 self.cast_val(v, target, e.span)
             }
-            ExprKind::List(xs) => Val::List(xs.iter().map(|x| (self.lower_expr(x), x.span)).collect()),
+            ExprKind::List(xs) => {
+                Val::List(xs.iter().map(|x| (self.lower_expr(x), x.span)).collect())
+            }
             ExprKind::Tuple(xs) => Val::Tuple(xs.iter().map(|x| self.lower_expr(x)).collect()),
             ExprKind::If(c, then_b, else_b) => self.lower_if_expr(c, then_b, else_b, e.span),
         }
@@ -69,8 +83,20 @@ impl FnLower<'_, '_> {
             return b.val.clone();
         }
         match id.name.as_str() {
-            "inf" => return Val::Const { value: ConstValue::Float(f64::INFINITY), dtype: DType::F32, strength: Strength::Weak },
-            "nan" => return Val::Const { value: ConstValue::Float(f64::NAN), dtype: DType::F32, strength: Strength::Weak },
+            "inf" => {
+                return Val::Const {
+                    value: ConstValue::Float(f64::INFINITY),
+                    dtype: DType::F32,
+                    strength: Strength::Weak,
+                }
+            }
+            "nan" => {
+                return Val::Const {
+                    value: ConstValue::Float(f64::NAN),
+                    dtype: DType::F32,
+                    strength: Strength::Weak,
+                }
+            }
             _ => {}
         }
         if let Some(d) = DType::from_name(&id.name) {
@@ -81,8 +107,9 @@ impl FnLower<'_, '_> {
             Some(ItemRef::Func(f)) => return Val::Func(f.name.name.clone()),
             None => {}
         }
-        let mut d = Diagnostic::error("E0412", format!("cannot find `{}` in this scope", id.name), id.span)
-            .with_label("not defined");
+        let mut d =
+            Diagnostic::error("E0412", format!("cannot find `{}` in this scope", id.name), id.span)
+                .with_label("not defined");
         if let Some(s) = self.similar_name(&id.name) {
             d = d.with_help(format!("a similar name exists: `{s}`"));
         }
@@ -111,12 +138,18 @@ impl FnLower<'_, '_> {
         let name = c.name.name.clone();
         if let Some(v) = self.prog.const_values.get(&name) {
             return match v {
-                Some((value, dtype)) => Val::Const { value: *value, dtype: *dtype, strength: Strength::Strong },
+                Some((value, dtype)) => {
+                    Val::Const { value: *value, dtype: *dtype, strength: Strength::Strong }
+                }
                 None => Val::Error,
             };
         }
         if self.prog.evaluating.contains(&name) {
-            let d = Diagnostic::error("E0413", format!("the constant `{name}` is defined in terms of itself"), c.name.span);
+            let d = Diagnostic::error(
+                "E0413",
+                format!("the constant `{name}` is defined in terms of itself"),
+                c.name.span,
+            );
             self.prog.const_values.insert(name, None);
             return self.error(d);
         }
@@ -136,7 +169,10 @@ impl FnLower<'_, '_> {
             other => {
                 let d = Diagnostic::error(
                     "E0414",
-                    format!("a `const` must be a compile-time scalar, but this is {}", self.describe(&other)),
+                    format!(
+                        "a `const` must be a compile-time scalar, but this is {}",
+                        self.describe(&other)
+                    ),
                     c.value.span,
                 );
                 self.error(d);
@@ -157,9 +193,13 @@ impl FnLower<'_, '_> {
                 return Some(d);
             }
         }
-        let d = Diagnostic::error("E0415", "expected a scalar type such as `f32`, `i32` or `bool`", ty.span)
-            .with_label("not a scalar type")
-            .with_note("scalar types: bool, i8, i16, i32, i64, u8, u16, u32, u64, f16, bf16, f32, f64");
+        let d = Diagnostic::error(
+            "E0415",
+            "expected a scalar type such as `f32`, `i32` or `bool`",
+            ty.span,
+        )
+        .with_label("not a scalar type")
+        .with_note("scalar types: bool, i8, i16, i32, i64, u8, u16, u32, u64, f16, bf16, f32, f64");
         self.error(d);
         None
     }
@@ -169,32 +209,52 @@ impl FnLower<'_, '_> {
             return v;
         }
         let Some(view) = self.view(&v) else {
-            let d = Diagnostic::error("E0416", format!("cannot apply `{}` to {}", unop_symbol(op), self.describe(&v)), arg_span);
+            let d = Diagnostic::error(
+                "E0416",
+                format!("cannot apply `{}` to {}", unop_symbol(op), self.describe(&v)),
+                arg_span,
+            );
             return self.error(d);
         };
         let dt = match view.elem {
             Elem::Scalar(d) => d,
             Elem::Ptr(_) => {
-                let d = Diagnostic::error("E0416", format!("cannot apply `{}` to a pointer", unop_symbol(op)), arg_span)
-                    .with_label(format!("`{}`", view.to_type()));
+                let d = Diagnostic::error(
+                    "E0416",
+                    format!("cannot apply `{}` to a pointer", unop_symbol(op)),
+                    arg_span,
+                )
+                .with_label(format!("`{}`", view.to_type()));
                 return self.error(d);
             }
         };
         let irop = match op {
             UnOp::Neg => {
                 if dt.is_bool() || dt.is_unsigned_int() && view.strength == Strength::Strong {
-                    let d = Diagnostic::error("E0417", format!("cannot negate a value of type `{dt}`"), arg_span)
-                        .with_label(format!("`{}`", view.to_type()))
-                        .with_help(if dt.is_bool() { "use `!` for logical not" } else { "cast to a signed type first" });
+                    let d = Diagnostic::error(
+                        "E0417",
+                        format!("cannot negate a value of type `{dt}`"),
+                        arg_span,
+                    )
+                    .with_label(format!("`{}`", view.to_type()))
+                    .with_help(if dt.is_bool() {
+                        "use `!` for logical not"
+                    } else {
+                        "cast to a signed type first"
+                    });
                     return self.error(d);
                 }
                 UnaryOp::Neg
             }
             UnOp::Not => {
                 if dt.is_float() {
-                    let d = Diagnostic::error("E0418", format!("`!` needs a bool or an integer, not `{dt}`"), arg_span)
-                        .with_label(format!("`{}`", view.to_type()))
-                        .with_help("compare explicitly, e.g. `x == 0.0`");
+                    let d = Diagnostic::error(
+                        "E0418",
+                        format!("`!` needs a bool or an integer, not `{dt}`"),
+                        arg_span,
+                    )
+                    .with_label(format!("`{}`", view.to_type()))
+                    .with_help("compare explicitly, e.g. `x == 0.0`");
                     return self.error(d);
                 }
                 UnaryOp::Not
@@ -209,7 +269,11 @@ impl FnLower<'_, '_> {
             match tk_ir::eval::unary(op, dtype, value) {
                 Ok(r) => return Val::Const { value: r, dtype, strength },
                 Err(err) => {
-                    let d = Diagnostic::error("E0419", format!("this constant expression fails: {err}"), span);
+                    let d = Diagnostic::error(
+                        "E0419",
+                        format!("this constant expression fails: {err}"),
+                        span,
+                    );
                     return self.error(d);
                 }
             }
@@ -219,7 +283,15 @@ impl FnLower<'_, '_> {
         self.ir(r, ty, view.strength)
     }
 
-    pub fn lower_binary(&mut self, op: BinOp, a: Val, b: Val, span: Span, sa: Span, sb: Span) -> Val {
+    pub fn lower_binary(
+        &mut self,
+        op: BinOp,
+        a: Val,
+        b: Val,
+        span: Span,
+        sa: Span,
+        sb: Span,
+    ) -> Val {
         if a.is_error() || b.is_error() {
             return Val::Error;
         }
@@ -227,7 +299,11 @@ impl FnLower<'_, '_> {
             let bad = if self.view(&a).is_none() { (&a, sa) } else { (&b, sb) };
             let d = Diagnostic::error(
                 "E0420",
-                format!("`{}` needs values on both sides, but this is {}", op.symbol(), self.describe(bad.0)),
+                format!(
+                    "`{}` needs values on both sides, but this is {}",
+                    op.symbol(),
+                    self.describe(bad.0)
+                ),
                 bad.1,
             )
             .with_label("not a value");
@@ -263,7 +339,12 @@ impl FnLower<'_, '_> {
             Err(PromoteError::MixedSignedness(x, y)) => {
                 let d = Diagnostic::error(
                     "E0422",
-                    format!("`{}` mixes signed and unsigned integers: `{}` and `{}`", op.symbol(), va.to_type(), vb.to_type()),
+                    format!(
+                        "`{}` mixes signed and unsigned integers: `{}` and `{}`",
+                        op.symbol(),
+                        va.to_type(),
+                        vb.to_type()
+                    ),
                     span,
                 )
                 .with_secondary(sa, format!("`{x}`"))
@@ -276,7 +357,12 @@ impl FnLower<'_, '_> {
         let class_error = |this: &mut Self, need: &str, help: &str| {
             let d = Diagnostic::error(
                 "E0423",
-                format!("`{}` needs {need}, but the operands are `{}` and `{}`", op.symbol(), va.to_type(), vb.to_type()),
+                format!(
+                    "`{}` needs {need}, but the operands are `{}` and `{}`",
+                    op.symbol(),
+                    va.to_type(),
+                    vb.to_type()
+                ),
                 span,
             )
             .with_help(help.to_string());
@@ -285,17 +371,29 @@ impl FnLower<'_, '_> {
         match op {
             BinOp::And | BinOp::Or => {
                 if da != DType::Bool || db != DType::Bool {
-                    return class_error(self, "bool operands", "compare first, e.g. `x != 0`; use `&` / `|` for bitwise operations");
+                    return class_error(
+                        self,
+                        "bool operands",
+                        "compare first, e.g. `x != 0`; use `&` / `|` for bitwise operations",
+                    );
                 }
             }
             BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor => {
                 if dt.is_float() {
-                    return class_error(self, "integer or bool operands", "bitwise operations are not defined on floats");
+                    return class_error(
+                        self,
+                        "integer or bool operands",
+                        "bitwise operations are not defined on floats",
+                    );
                 }
             }
             BinOp::Shl | BinOp::Shr => {
                 if !dt.is_int() {
-                    return class_error(self, "integer operands", "shifts are defined on integers only");
+                    return class_error(
+                        self,
+                        "integer operands",
+                        "shifts are defined on integers only",
+                    );
                 }
             }
             BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem => {
@@ -309,8 +407,12 @@ impl FnLower<'_, '_> {
         for (v, vw, s) in [(&a, &va, sa), (&b, &vb, sb)] {
             if let Val::Const { value, dtype, strength: Strength::Weak } = v {
                 if strength == Strength::Strong && !crate::lower::literal_fits(*value, *dtype, dt) {
-                    let d = Diagnostic::error("E0404", format!("the literal {value} does not fit in `{dt}`"), s)
-                        .with_label(format!("out of range for `{dt}`"));
+                    let d = Diagnostic::error(
+                        "E0404",
+                        format!("the literal {value} does not fit in `{dt}`"),
+                        s,
+                    )
+                    .with_label(format!("out of range for `{dt}`"));
                     return self.error(d);
                 }
                 let _ = vw;
@@ -363,13 +465,20 @@ impl FnLower<'_, '_> {
         if let (Val::Const { value: x, .. }, Val::Const { value: y, .. }) = (&a, &b) {
             let r = match op {
                 Ok(bop) => tk_ir::eval::binary(bop, dt, *x, *y).map(|v| (v, dt, strength)),
-                Err(pred) => tk_ir::eval::cmp(pred, dt, *x, *y).map(|v| (ConstValue::Bool(v), DType::Bool, Strength::Strong)),
+                Err(pred) => tk_ir::eval::cmp(pred, dt, *x, *y)
+                    .map(|v| (ConstValue::Bool(v), DType::Bool, Strength::Strong)),
             };
             return match r {
                 Ok((value, dtype, strength)) => Val::Const { value, dtype, strength },
                 Err(err) => {
-                    let d = Diagnostic::error("E0419", format!("this constant expression fails: {err}"), span)
-                        .with_help("a compile-time value is computed while compiling; fix the operands");
+                    let d = Diagnostic::error(
+                        "E0419",
+                        format!("this constant expression fails: {err}"),
+                        span,
+                    )
+                    .with_help(
+                        "a compile-time value is computed while compiling; fix the operands",
+                    );
                     self.error(d)
                 }
             };
@@ -393,7 +502,17 @@ impl FnLower<'_, '_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn lower_ptr_arith(&mut self, op: BinOp, a: Val, va: TypeView, b: Val, vb: TypeView, span: Span, sa: Span, sb: Span) -> Val {
+    fn lower_ptr_arith(
+        &mut self,
+        op: BinOp,
+        a: Val,
+        va: TypeView,
+        b: Val,
+        vb: TypeView,
+        span: Span,
+        sa: Span,
+        sb: Span,
+    ) -> Val {
         let (ptr, pv, off, ov, off_span) = match (va.elem.is_ptr(), vb.elem.is_ptr(), op) {
             (true, false, BinOp::Add | BinOp::Sub) => (a, va.clone(), b, vb.clone(), sb),
             (false, true, BinOp::Add) => (b, vb.clone(), a, va.clone(), sa),
@@ -410,15 +529,24 @@ impl FnLower<'_, '_> {
         };
         let odt = ov.dtype().unwrap_or(DType::I32);
         if !odt.is_int() {
-            let d = Diagnostic::error("E0425", format!("pointer offsets must be integers, not `{}`", ov.to_type()), off_span)
-                .with_label(format!("`{}`", ov.to_type()))
-                .with_help("convert the offset with `as i32` or `as i64`");
+            let d = Diagnostic::error(
+                "E0425",
+                format!("pointer offsets must be integers, not `{}`", ov.to_type()),
+                off_span,
+            )
+            .with_label(format!("`{}`", ov.to_type()))
+            .with_help("convert the offset with `as i32` or `as i64`");
             return self.error(d);
         }
         let Some(shape) = broadcast_shapes(&pv.shape, &ov.shape) else {
             let d = Diagnostic::error(
                 "E0421",
-                format!("cannot broadcast `{}` with `{}` in `{}`", pv.to_type(), ov.to_type(), op.symbol()),
+                format!(
+                    "cannot broadcast `{}` with `{}` in `{}`",
+                    pv.to_type(),
+                    ov.to_type(),
+                    op.symbol()
+                ),
                 span,
             )
             .with_secondary(sa, format!("shape {}", show_shape(&va.shape)))
@@ -446,7 +574,11 @@ impl FnLower<'_, '_> {
             return v;
         }
         let Some(view) = self.view(&v) else {
-            let d = Diagnostic::error("E0426", format!("cannot index {}", self.describe(&v)), base_span);
+            let d = Diagnostic::error(
+                "E0426",
+                format!("cannot index {}", self.describe(&v)),
+                base_span,
+            );
             return self.error(d);
         };
         let kept = items.iter().filter(|i| matches!(i, IndexItem::Full(_))).count();
@@ -487,7 +619,13 @@ impl FnLower<'_, '_> {
         self.ir(x, t, view.strength)
     }
 
-    fn lower_if_expr(&mut self, c: &Expr, then_b: &ast::Block, else_b: &ast::Block, span: Span) -> Val {
+    fn lower_if_expr(
+        &mut self,
+        c: &Expr,
+        then_b: &ast::Block,
+        else_b: &ast::Block,
+        span: Span,
+    ) -> Val {
         let cond = self.lower_expr(c);
         if let Val::Const { value: ConstValue::Bool(b), .. } = cond {
             let blk = if b { then_b } else { else_b };
@@ -497,21 +635,36 @@ impl FnLower<'_, '_> {
         // Lower each branch in its own region; they must produce the same type.
         let then_r = self.func.new_region(&[]);
         let else_r = self.func.new_region(&[]);
-        let tv = self.in_region(then_r, |this| this.with_scope(|this| this.lower_block_value(then_b)));
-        let ev = self.in_region(else_r, |this| this.with_scope(|this| this.lower_block_value(else_b)));
+        let tv =
+            self.in_region(then_r, |this| this.with_scope(|this| this.lower_block_value(then_b)));
+        let ev =
+            self.in_region(else_r, |this| this.with_scope(|this| this.lower_block_value(else_b)));
         if tv.is_error() || ev.is_error() {
             return Val::Error;
         }
         let (Some(tw), Some(ew)) = (self.view(&tv), self.view(&ev)) else {
-            let d = Diagnostic::error("E0428", "both branches of an `if` expression must produce a value", span);
+            let d = Diagnostic::error(
+                "E0428",
+                "both branches of an `if` expression must produce a value",
+                span,
+            );
             return self.error(d);
         };
-        let (dt, strength) = match promote(tw.dtype().unwrap_or(DType::I32), tw.strength, ew.dtype().unwrap_or(DType::I32), ew.strength) {
+        let (dt, strength) = match promote(
+            tw.dtype().unwrap_or(DType::I32),
+            tw.strength,
+            ew.dtype().unwrap_or(DType::I32),
+            ew.strength,
+        ) {
             Ok(x) if tw.elem.is_ptr() == ew.elem.is_ptr() => x,
             _ => {
                 let d = Diagnostic::error(
                     "E0429",
-                    format!("`if` branches have different types: `{}` and `{}`", tw.to_type(), ew.to_type()),
+                    format!(
+                        "`if` branches have different types: `{}` and `{}`",
+                        tw.to_type(),
+                        ew.to_type()
+                    ),
                     span,
                 )
                 .with_secondary(then_b.span, format!("`{}`", tw.to_type()))
@@ -523,18 +676,28 @@ impl FnLower<'_, '_> {
         let Some(shape) = broadcast_shapes(&tw.shape, &ew.shape) else {
             let d = Diagnostic::error(
                 "E0429",
-                format!("`if` branches have shapes {} and {} that do not broadcast", show_shape(&tw.shape), show_shape(&ew.shape)),
+                format!(
+                    "`if` branches have shapes {} and {} that do not broadcast",
+                    show_shape(&tw.shape),
+                    show_shape(&ew.shape)
+                ),
                 span,
             );
             return self.error(d);
         };
         let target = Type { elem, shape };
-        let ty_v = self.in_region(then_r, |this| this.coerce(tv, &target, then_b.span, "the `then` value"));
-        let ey_v = self.in_region(else_r, |this| this.coerce(ev, &target, else_b.span, "the `else` value"));
+        let ty_v = self
+            .in_region(then_r, |this| this.coerce(tv, &target, then_b.span, "the `then` value"));
+        let ey_v = self
+            .in_region(else_r, |this| this.coerce(ev, &target, else_b.span, "the `else` value"));
         let (Some(ty_v), Some(ey_v)) = (ty_v, ey_v) else { return Val::Error };
         self.in_region(then_r, |this| this.emit(Op::Yield { values: vec![ty_v] }, &[], span));
         self.in_region(else_r, |this| this.emit(Op::Yield { values: vec![ey_v] }, &[], span));
-        let r = self.emit1(Op::If { cond: cv, then_body: then_r, else_body: else_r }, target.clone(), span);
+        let r = self.emit1(
+            Op::If { cond: cv, then_body: then_r, else_body: else_r },
+            target.clone(),
+            span,
+        );
         self.ir(r, target, strength)
     }
 
@@ -547,7 +710,10 @@ impl FnLower<'_, '_> {
         if view.dtype() != Some(DType::Bool) || !view.shape.is_empty() {
             let mut d = Diagnostic::error(
                 "E0430",
-                format!("an `if` condition must be a `bool` scalar, but this is `{}`", view.to_type()),
+                format!(
+                    "an `if` condition must be a `bool` scalar, but this is `{}`",
+                    view.to_type()
+                ),
                 span,
             )
             .with_label(format!("`{}`", view.to_type()));

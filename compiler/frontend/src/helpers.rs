@@ -30,8 +30,12 @@ impl FnLower<'_, '_> {
         let mut vals = Vec::new();
         for a in args {
             if let Some(kw) = &a.name {
-                let d = Diagnostic::error("E0701", format!("helper `{}` takes positional arguments only", callee.name), kw.span)
-                    .with_help(format!("remove `{}:`", kw.name));
+                let d = Diagnostic::error(
+                    "E0701",
+                    format!("helper `{}` takes positional arguments only", callee.name),
+                    kw.span,
+                )
+                .with_help(format!("remove `{}:`", kw.name));
                 return self.error(d);
             }
             vals.push((self.lower_expr(&a.value), a.value.span));
@@ -49,15 +53,23 @@ impl FnLower<'_, '_> {
             return self.error(d);
         };
         if decl.kind == FuncKindAst::Kernel {
-            let d = Diagnostic::error("E0703", format!("`{name}` is a kernel; kernels are launched, not called"), span)
-                .with_secondary(decl.name.span, "kernel defined here")
-                .with_help("move the shared code into a helper `fn` and call that from both kernels");
+            let d = Diagnostic::error(
+                "E0703",
+                format!("`{name}` is a kernel; kernels are launched, not called"),
+                span,
+            )
+            .with_secondary(decl.name.span, "kernel defined here")
+            .with_help("move the shared code into a helper `fn` and call that from both kernels");
             return self.error(d);
         }
         if args.len() != decl.params.len() {
             let d = Diagnostic::error(
                 "E0704",
-                format!("`{name}` takes {} argument(s) but {} were given", decl.params.len(), args.len()),
+                format!(
+                    "`{name}` takes {} argument(s) but {} were given",
+                    decl.params.len(),
+                    args.len()
+                ),
                 span,
             )
             .with_secondary(decl.name.span, "defined here");
@@ -126,7 +138,13 @@ impl FnLower<'_, '_> {
         }
     }
 
-    fn check_param_type(&mut self, v: Val, span: Span, ty: &ast::TypeExpr, pname: &str) -> Option<Val> {
+    fn check_param_type(
+        &mut self,
+        v: Val,
+        span: Span,
+        ty: &ast::TypeExpr,
+        pname: &str,
+    ) -> Option<Val> {
         if v.is_error() {
             return None;
         }
@@ -144,7 +162,10 @@ impl FnLower<'_, '_> {
                 }
                 let diag = Diagnostic::error(
                     "E0706",
-                    format!("parameter `{pname}` expects `{d}` elements, but this argument is {}", self.describe(&v)),
+                    format!(
+                        "parameter `{pname}` expects `{d}` elements, but this argument is {}",
+                        self.describe(&v)
+                    ),
                     span,
                 )
                 .with_secondary(ty.span, "declared here")
@@ -160,7 +181,10 @@ impl FnLower<'_, '_> {
                 }
                 let diag = Diagnostic::error(
                     "E0706",
-                    format!("parameter `{pname}` expects `{t}`, but this argument is {}", self.describe(&v)),
+                    format!(
+                        "parameter `{pname}` expects `{t}`, but this argument is {}",
+                        self.describe(&v)
+                    ),
                     span,
                 )
                 .with_secondary(ty.span, "declared here");
@@ -170,10 +194,22 @@ impl FnLower<'_, '_> {
         }
     }
 
-    fn instantiate(&mut self, decl: &ast::FuncDecl, args: &[(Val, Span)], call_span: Span) -> Instance {
+    fn instantiate(
+        &mut self,
+        decl: &ast::FuncDecl,
+        args: &[(Val, Span)],
+        call_span: Span,
+    ) -> Instance {
         if self.prog.depth >= MAX_DEPTH {
-            let d = Diagnostic::error("E0707", format!("helper calls nest deeper than {MAX_DEPTH} levels"), call_span)
-                .with_note(format!("`{}` probably calls itself; helpers are inlined, so recursion is not supported", decl.name.name));
+            let d = Diagnostic::error(
+                "E0707",
+                format!("helper calls nest deeper than {MAX_DEPTH} levels"),
+                call_span,
+            )
+            .with_note(format!(
+                "`{}` probably calls itself; helpers are inlined, so recursion is not supported",
+                decl.name.name
+            ));
             self.error(d);
             return Instance::Failed;
         }
@@ -225,7 +261,10 @@ impl FnLower<'_, '_> {
             other => vec![other],
         };
         let has_effects = func.walk().iter().any(|&op| func.op(op).op.has_side_effects());
-        if !has_effects && !results.is_empty() && results.iter().all(|v| matches!(v, Val::Const { .. })) {
+        if !has_effects
+            && !results.is_empty()
+            && results.iter().all(|v| matches!(v, Val::Const { .. }))
+        {
             return Instance::Consts(results);
         }
         let mut func = func;
@@ -242,7 +281,10 @@ impl FnLower<'_, '_> {
                     None => {
                         let d = Diagnostic::error(
                             "E0709",
-                            format!("a helper must return values, but this one returns {}", sub.describe(v)),
+                            format!(
+                                "a helper must return values, but this one returns {}",
+                                sub.describe(v)
+                            ),
                             decl.body.span,
                         );
                         sub.error(d);

@@ -52,7 +52,10 @@ impl FnLower<'_, '_> {
                             format!("compile-time parameter `{}` has no value", cp.name.name),
                             cp.span,
                         )
-                        .with_help(format!("give it a default (`{}: {dt} = 128`) or pass `-D {}=128`", cp.name.name, cp.name.name));
+                        .with_help(format!(
+                            "give it a default (`{}: {dt} = 128`) or pass `-D {}=128`",
+                            cp.name.name, cp.name.name
+                        ));
                         self.error(d);
                         None
                     }
@@ -69,22 +72,36 @@ impl FnLower<'_, '_> {
         }
         for p in &decl.params {
             let Some(ty) = &p.ty else {
-                let d = Diagnostic::error("E0804", format!("kernel parameter `{}` needs a type", p.name.name), p.span)
-                    .with_help(format!("write e.g. `{}: *f32` for a buffer or `{}: i32` for a scalar", p.name.name, p.name.name));
+                let d = Diagnostic::error(
+                    "E0804",
+                    format!("kernel parameter `{}` needs a type", p.name.name),
+                    p.span,
+                )
+                .with_help(format!(
+                    "write e.g. `{}: *f32` for a buffer or `{}: i32` for a scalar",
+                    p.name.name, p.name.name
+                ));
                 self.error(d);
-                self.bind(&p.name.name, Binding { val: Val::Error, mutable: false, span: p.name.span });
+                self.bind(
+                    &p.name.name,
+                    Binding { val: Val::Error, mutable: false, span: p.name.span },
+                );
                 continue;
             };
             let t = match &ty.kind {
                 ast::TypeExprKind::Named(_) => self.resolve_dtype_name(ty).map(Type::scalar),
-                ast::TypeExprKind::Ptr(inner) => self.resolve_dtype_name(inner).map(|d| Type { elem: Elem::Ptr(d), shape: vec![] }),
+                ast::TypeExprKind::Ptr(inner) => self
+                    .resolve_dtype_name(inner)
+                    .map(|d| Type { elem: Elem::Ptr(d), shape: vec![] }),
                 _ => {
                     let d = Diagnostic::error(
                         "E0805",
                         format!("kernel parameter `{}` must be a scalar or a pointer", p.name.name),
                         ty.span,
                     )
-                    .with_help("pass blocks through memory: take a pointer `*f32` and `load` from it");
+                    .with_help(
+                        "pass blocks through memory: take a pointer `*f32` and `load` from it",
+                    );
                     self.error(d);
                     None
                 }
@@ -117,7 +134,11 @@ impl FnLower<'_, '_> {
     fn cast_const(&mut self, v: Val, dt: DType, span: Span) -> Option<ConstValue> {
         let Val::Const { value, dtype, .. } = v else { return None };
         if dtype.is_float() && !dt.is_float() {
-            let d = Diagnostic::error("E0807", format!("expected a `{dt}` value, found a `{dtype}`"), span);
+            let d = Diagnostic::error(
+                "E0807",
+                format!("expected a `{dt}` value, found a `{dtype}`"),
+                span,
+            );
             self.error(d);
             return None;
         }

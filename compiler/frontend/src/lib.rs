@@ -37,7 +37,11 @@ pub struct LowerOptions {
 /// Lowers the kernels of file `main` to IR. `files` holds every parsed file of the program (the
 /// main file and its imports). Returns the module if there were no errors, and all diagnostics
 /// (warnings too) either way.
-pub fn lower_program(files: &[(FileId, ast::File)], main: FileId, opts: &LowerOptions) -> (Option<Module>, Vec<Diagnostic>) {
+pub fn lower_program(
+    files: &[(FileId, ast::File)],
+    main: FileId,
+    opts: &LowerOptions,
+) -> (Option<Module>, Vec<Diagnostic>) {
     let mut diags = Diagnostics::default();
     let items = program::collect_items(files, &mut diags);
     let mut prog = program::Program {

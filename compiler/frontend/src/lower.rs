@@ -143,7 +143,11 @@ impl<'p, 'a> FnLower<'p, 'a> {
         let mut cur_shape = ty.shape.clone();
         while cur_shape.len() < shape.len() {
             cur_shape.insert(0, 1);
-            cur = self.emit1(Op::ExpandDims { value: cur, axis: 0 }, ty.with_shape(cur_shape.clone()), span);
+            cur = self.emit1(
+                Op::ExpandDims { value: cur, axis: 0 },
+                ty.with_shape(cur_shape.clone()),
+                span,
+            );
         }
         if cur_shape != shape {
             cur = self.emit1(Op::Broadcast { value: cur }, ty.with_shape(shape.to_vec()), span);
@@ -233,7 +237,11 @@ impl<'p, 'a> FnLower<'p, 'a> {
             _ => {
                 let d = Diagnostic::error(
                     "E0405",
-                    format!("{what} is {} but `{}` is expected", self.describe(&v), Type::scalar(tdt)),
+                    format!(
+                        "{what} is {} but `{}` is expected",
+                        self.describe(&v),
+                        Type::scalar(tdt)
+                    ),
                     span,
                 )
                 .with_label(format!("expected element type `{tdt}`"))
@@ -246,9 +254,18 @@ impl<'p, 'a> FnLower<'p, 'a> {
         self.coerce_shape(val, &ty, target, span, what)
     }
 
-    fn coerce_shape(&mut self, val: Value, ty: &Type, target: &Type, span: Span, what: &str) -> Option<Value> {
+    fn coerce_shape(
+        &mut self,
+        val: Value,
+        ty: &Type,
+        target: &Type,
+        span: Span,
+        what: &str,
+    ) -> Option<Value> {
         match broadcast_shapes(&ty.shape, &target.shape) {
-            Some(s) if s == target.shape => Some(self.broadcast_value(val, ty, &target.shape, span)),
+            Some(s) if s == target.shape => {
+                Some(self.broadcast_value(val, ty, &target.shape, span))
+            }
             _ => {
                 let d = Diagnostic::error(
                     "E0406",
@@ -282,8 +299,12 @@ impl<'p, 'a> FnLower<'p, 'a> {
         }
         if shape.contains(&0) {
             self.error(
-                Diagnostic::error("E0408", format!("block shape {} has a zero dimension", show_shape(shape)), span)
-                    .with_label("every dimension must be at least 1"),
+                Diagnostic::error(
+                    "E0408",
+                    format!("block shape {} has a zero dimension", show_shape(shape)),
+                    span,
+                )
+                .with_label("every dimension must be at least 1"),
             );
             return false;
         }
@@ -292,7 +313,10 @@ impl<'p, 'a> FnLower<'p, 'a> {
             self.error(
                 Diagnostic::error(
                     "E0409",
-                    format!("block shape {} has {n} elements, more than the limit of {MAX_BLOCK_ELEMS}", show_shape(shape)),
+                    format!(
+                        "block shape {} has {n} elements, more than the limit of {MAX_BLOCK_ELEMS}",
+                        show_shape(shape)
+                    ),
                     span,
                 )
                 .with_help("split the work into smaller blocks with a loop"),

@@ -126,10 +126,14 @@ pub fn collect_items<'a>(
             }
             if let Some(prev) = first_span.get(&name.name) {
                 diags.push(
-                    Diagnostic::error("E0302", format!("`{}` is defined twice", name.name), name.span)
-                        .with_label("second definition")
-                        .with_secondary(*prev, "first defined here")
-                        .with_help("rename one of them"),
+                    Diagnostic::error(
+                        "E0302",
+                        format!("`{}` is defined twice", name.name),
+                        name.span,
+                    )
+                    .with_label("second definition")
+                    .with_secondary(*prev, "first defined here")
+                    .with_help("rename one of them"),
                 );
                 continue;
             }

@@ -21,8 +21,14 @@ impl FnLower<'_, '_> {
         for (i, s) in b.stmts.iter().enumerate() {
             if let StmtKind::Return(e) = &s.kind {
                 if i + 1 != n || b.tail.is_some() {
-                    let d = Diagnostic::error("E0601", "`return` must be the last statement of a function", s.span)
-                        .with_help("put the remaining code in an `if`/`else`, or use masks to skip work");
+                    let d = Diagnostic::error(
+                        "E0601",
+                        "`return` must be the last statement of a function",
+                        s.span,
+                    )
+                    .with_help(
+                        "put the remaining code in an `if`/`else`, or use masks to skip work",
+                    );
                     return self.error(d);
                 }
                 return match e {
@@ -40,7 +46,9 @@ impl FnLower<'_, '_> {
 
     pub fn lower_stmt(&mut self, s: &Stmt) {
         match &s.kind {
-            StmtKind::Let { mutable, pattern, ty, value } => self.lower_let(*mutable, pattern, ty.as_ref(), value, s.span),
+            StmtKind::Let { mutable, pattern, ty, value } => {
+                self.lower_let(*mutable, pattern, ty.as_ref(), value, s.span)
+            }
             StmtKind::Assign { target, op, value } => self.lower_assign(target, *op, value, s.span),
             StmtKind::Expr(e) => {
                 self.lower_expr(e);
@@ -52,16 +60,29 @@ impl FnLower<'_, '_> {
                     self.lower_for(var, lo, hi, step.as_ref(), body, s.span)
                 }
             }
-            StmtKind::If { cond, then_block, else_block } => self.lower_if_stmt(cond, then_block, else_block.as_ref(), s.span),
+            StmtKind::If { cond, then_block, else_block } => {
+                self.lower_if_stmt(cond, then_block, else_block.as_ref(), s.span)
+            }
             StmtKind::Return(_) => {
-                let d = Diagnostic::error("E0601", "`return` must be the last statement of a function", s.span)
-                    .with_help("put the remaining code in an `if`/`else`, or use masks to skip work");
+                let d = Diagnostic::error(
+                    "E0601",
+                    "`return` must be the last statement of a function",
+                    s.span,
+                )
+                .with_help("put the remaining code in an `if`/`else`, or use masks to skip work");
                 self.error(d);
             }
         }
     }
 
-    fn lower_let(&mut self, mutable: bool, pattern: &Pattern, ty: Option<&ast::TypeExpr>, value: &ast::Expr, span: Span) {
+    fn lower_let(
+        &mut self,
+        mutable: bool,
+        pattern: &Pattern,
+        ty: Option<&ast::TypeExpr>,
+        value: &ast::Expr,
+        span: Span,
+    ) {
         let mut v = self.lower_expr(value);
         if matches!(v, Val::Unit) {
             let d = Diagnostic::error("E0602", "this expression has no value to bind", value.span)
@@ -108,7 +129,11 @@ impl FnLower<'_, '_> {
                     other => {
                         let d = Diagnostic::error(
                             "E0604",
-                            format!("this pattern takes {} values, but the right side is {}", ids.len(), self.describe(&other)),
+                            format!(
+                                "this pattern takes {} values, but the right side is {}",
+                                ids.len(),
+                                self.describe(&other)
+                            ),
                             span,
                         );
                         self.error(d);
@@ -133,7 +158,11 @@ impl FnLower<'_, '_> {
                 let dt = match DType::from_name(&id.name) {
                     Some(d) => d,
                     None => {
-                        let d = Diagnostic::error("E0415", format!("unknown element type `{}`", id.name), id.span);
+                        let d = Diagnostic::error(
+                            "E0415",
+                            format!("unknown element type `{}`", id.name),
+                            id.span,
+                        );
                         self.error(d);
                         return None;
                     }
@@ -143,7 +172,11 @@ impl FnLower<'_, '_> {
                     let v = self.lower_expr(e);
                     let n = self.const_int(&v, e.span, "a block dimension")?;
                     if n < 1 || n > u32::MAX as i64 {
-                        let d = Diagnostic::error("E0408", format!("block dimension {n} must be at least 1"), e.span);
+                        let d = Diagnostic::error(
+                            "E0408",
+                            format!("block dimension {n} must be at least 1"),
+                            e.span,
+                        );
                         self.error(d);
                         return None;
                     }
@@ -171,27 +204,48 @@ impl FnLower<'_, '_> {
             },
             Val::Error => Val::Error,
             other => {
-                let d = Diagnostic::error("E0606", format!("a `let mut` variable must hold a value, not {}", self.describe(&other)), span);
+                let d = Diagnostic::error(
+                    "E0606",
+                    format!(
+                        "a `let mut` variable must hold a value, not {}",
+                        self.describe(&other)
+                    ),
+                    span,
+                );
                 self.error(d)
             }
         }
     }
 
-    fn lower_assign(&mut self, target: &ast::Ident, op: Option<ast::BinOp>, value: &ast::Expr, span: Span) {
+    fn lower_assign(
+        &mut self,
+        target: &ast::Ident,
+        op: Option<ast::BinOp>,
+        value: &ast::Expr,
+        span: Span,
+    ) {
         let Some(b) = self.lookup(&target.name).cloned() else {
             let v = self.lower_expr(value);
             let _ = v;
-            let d = Diagnostic::error("E0412", format!("cannot find `{}` in this scope", target.name), target.span)
-                .with_help(format!("declare it first with `let mut {} = ...;`", target.name));
+            let d = Diagnostic::error(
+                "E0412",
+                format!("cannot find `{}` in this scope", target.name),
+                target.span,
+            )
+            .with_help(format!("declare it first with `let mut {} = ...;`", target.name));
             self.error(d);
             return;
         };
         if !b.mutable {
             self.lower_expr(value);
-            let d = Diagnostic::error("E0607", format!("cannot assign twice to the immutable variable `{}`", target.name), target.span)
-                .with_label("assigned here")
-                .with_secondary(b.span, "first bound here")
-                .with_help(format!("declare it mutable: `let mut {} = ...;`", target.name));
+            let d = Diagnostic::error(
+                "E0607",
+                format!("cannot assign twice to the immutable variable `{}`", target.name),
+                target.span,
+            )
+            .with_label("assigned here")
+            .with_secondary(b.span, "first bound here")
+            .with_help(format!("declare it mutable: `let mut {} = ...;`", target.name));
             self.error(d);
             return;
         }
@@ -220,22 +274,40 @@ impl FnLower<'_, '_> {
     fn assigned_outer_vars(&self, b: &Block) -> Vec<String> {
         let mut names = Vec::new();
         collect_assigned(b, &mut names);
-        names.retain(|n| self.lookup(n).is_some_and(|bd| bd.mutable && matches!(bd.val, Val::Ir { .. })));
+        names.retain(|n| {
+            self.lookup(n).is_some_and(|bd| bd.mutable && matches!(bd.val, Val::Ir { .. }))
+        });
         names
     }
 
-    fn lower_for(&mut self, var: &ast::Ident, lo: &ast::Expr, hi: &ast::Expr, step: Option<&ast::Expr>, body: &Block, span: Span) {
+    fn lower_for(
+        &mut self,
+        var: &ast::Ident,
+        lo: &ast::Expr,
+        hi: &ast::Expr,
+        step: Option<&ast::Expr>,
+        body: &Block,
+        span: Span,
+    ) {
         let lo_v = self.lower_expr(lo);
         let hi_v = self.lower_expr(hi);
         let step_v = match step {
             Some(e) => self.lower_expr(e),
-            None => Val::Const { value: ConstValue::Int(1), dtype: DType::I32, strength: Strength::Weak },
+            None => Val::Const {
+                value: ConstValue::Int(1),
+                dtype: DType::I32,
+                strength: Strength::Weak,
+            },
         };
         let step_span = step.map(|e| e.span).unwrap_or(span);
         if let Val::Const { value: ConstValue::Int(s), .. } = step_v {
             if s <= 0 {
-                let d = Diagnostic::error("E0608", format!("the loop step must be positive, not {s}"), step_span)
-                    .with_label("step");
+                let d = Diagnostic::error(
+                    "E0608",
+                    format!("the loop step must be positive, not {s}"),
+                    step_span,
+                )
+                .with_label("step");
                 self.error(d);
                 return;
             }
@@ -254,8 +326,12 @@ impl FnLower<'_, '_> {
                         let d = w.dtype().expect("int");
                         if strong_seen && d != dt {
                             if d.is_signed_int() != dt.is_signed_int() {
-                                let diag = Diagnostic::error("E0609", format!("loop bounds mix `{dt}` and `{d}`"), *s)
-                                    .with_help("convert the bounds to one type with `as`");
+                                let diag = Diagnostic::error(
+                                    "E0609",
+                                    format!("loop bounds mix `{dt}` and `{d}`"),
+                                    *s,
+                                )
+                                .with_help("convert the bounds to one type with `as`");
                                 self.error(diag);
                                 return;
                             }
@@ -269,7 +345,10 @@ impl FnLower<'_, '_> {
                 _ => {
                     let diag = Diagnostic::error(
                         "E0610",
-                        format!("loop bounds must be integer scalars, but this is {}", self.describe(v)),
+                        format!(
+                            "loop bounds must be integer scalars, but this is {}",
+                            self.describe(v)
+                        ),
                         *s,
                     )
                     .with_help("blocks cannot be loop bounds; reduce them or load a scalar");
@@ -301,11 +380,21 @@ impl FnLower<'_, '_> {
         let region = self.func.new_region(&arg_types);
         let rargs = self.func.region(region).args.clone();
         for (i, n) in carried.iter().enumerate() {
-            self.rebind(n, Val::Ir { value: rargs[i + 1], ty: init_types[i], strength: Strength::Strong });
+            self.rebind(
+                n,
+                Val::Ir { value: rargs[i + 1], ty: init_types[i], strength: Strength::Strong },
+            );
         }
         let yields = self.in_region(region, |this| {
             this.with_scope(|this| {
-                this.bind(&var.name, Binding { val: Val::Ir { value: rargs[0], ty: iv_ty, strength: Strength::Strong }, mutable: false, span: var.span });
+                this.bind(
+                    &var.name,
+                    Binding {
+                        val: Val::Ir { value: rargs[0], ty: iv_ty, strength: Strength::Strong },
+                        mutable: false,
+                        span: var.span,
+                    },
+                );
                 this.lower_block_stmts(body);
             });
             this.current_values(&carried, &init_types, span)
@@ -325,12 +414,20 @@ impl FnLower<'_, '_> {
         );
         let results = self.func.op(id).results.clone();
         for (i, n) in carried.iter().enumerate() {
-            self.rebind(n, Val::Ir { value: results[i], ty: init_types[i], strength: Strength::Strong });
+            self.rebind(
+                n,
+                Val::Ir { value: results[i], ty: init_types[i], strength: Strength::Strong },
+            );
         }
     }
 
     /// The current IR values of the named variables (all must still be values of their types).
-    fn current_values(&mut self, names: &[String], types: &[tk_ir::TypeId], _span: Span) -> Option<Vec<Value>> {
+    fn current_values(
+        &mut self,
+        names: &[String],
+        types: &[tk_ir::TypeId],
+        _span: Span,
+    ) -> Option<Vec<Value>> {
         let mut out = Vec::new();
         for (n, t) in names.iter().zip(types) {
             match self.lookup(n).map(|b| b.val.clone()) {
@@ -345,13 +442,25 @@ impl FnLower<'_, '_> {
     fn lower_block_stmts(&mut self, b: &Block) {
         let v = self.lower_block_value(b);
         if let (Some(tail), false) = (&b.tail, v.is_error() || matches!(v, Val::Unit)) {
-            let d = Diagnostic::warning("W0601", "this value is computed and then discarded", tail.span)
-                .with_help("add `;` if this is intended, or bind it with `let`");
+            let d = Diagnostic::warning(
+                "W0601",
+                "this value is computed and then discarded",
+                tail.span,
+            )
+            .with_help("add `;` if this is intended, or bind it with `let`");
             self.prog.diags.push(d);
         }
     }
 
-    fn lower_static_for(&mut self, var: &ast::Ident, lo: &ast::Expr, hi: &ast::Expr, step: Option<&ast::Expr>, body: &Block, span: Span) {
+    fn lower_static_for(
+        &mut self,
+        var: &ast::Ident,
+        lo: &ast::Expr,
+        hi: &ast::Expr,
+        step: Option<&ast::Expr>,
+        body: &Block,
+        span: Span,
+    ) {
         let lo_v = self.lower_expr(lo);
         let hi_v = self.lower_expr(hi);
         let Some(l) = self.const_int(&lo_v, lo.span, "a `static_range` bound") else { return };
@@ -367,14 +476,22 @@ impl FnLower<'_, '_> {
             None => 1,
         };
         if s <= 0 {
-            let d = Diagnostic::error("E0608", format!("the loop step must be positive, not {s}"), step.map(|e| e.span).unwrap_or(span));
+            let d = Diagnostic::error(
+                "E0608",
+                format!("the loop step must be positive, not {s}"),
+                step.map(|e| e.span).unwrap_or(span),
+            );
             self.error(d);
             return;
         }
         let trips = if h > l { (h - l + s - 1) / s } else { 0 };
         if trips > MAX_UNROLL {
-            let d = Diagnostic::error("E0611", format!("`static_range` would unroll {trips} iterations (limit {MAX_UNROLL})"), span)
-                .with_help("use `range(...)` for a run-time loop");
+            let d = Diagnostic::error(
+                "E0611",
+                format!("`static_range` would unroll {trips} iterations (limit {MAX_UNROLL})"),
+                span,
+            )
+            .with_help("use `range(...)` for a run-time loop");
             self.error(d);
             return;
         }
@@ -383,7 +500,15 @@ impl FnLower<'_, '_> {
             self.with_scope(|this| {
                 this.bind(
                     &var.name,
-                    Binding { val: Val::Const { value: ConstValue::Int(i), dtype: DType::I32, strength: Strength::Weak }, mutable: false, span: var.span },
+                    Binding {
+                        val: Val::Const {
+                            value: ConstValue::Int(i),
+                            dtype: DType::I32,
+                            strength: Strength::Weak,
+                        },
+                        mutable: false,
+                        span: var.span,
+                    },
                 );
                 this.lower_block_stmts(body);
             });
@@ -391,7 +516,13 @@ impl FnLower<'_, '_> {
         }
     }
 
-    fn lower_if_stmt(&mut self, cond: &ast::Expr, then_b: &Block, else_b: Option<&Block>, span: Span) {
+    fn lower_if_stmt(
+        &mut self,
+        cond: &ast::Expr,
+        then_b: &Block,
+        else_b: Option<&Block>,
+        span: Span,
+    ) {
         let c = self.lower_expr(cond);
         if let Val::Const { value: ConstValue::Bool(b), .. } = c {
             // Compile-time condition: only the taken branch exists.
@@ -441,8 +572,15 @@ impl FnLower<'_, '_> {
             return;
         };
         self.in_region(then_r, |this| this.emit(Op::Yield { values: tv }, &[], then_b.span));
-        self.in_region(else_r, |this| this.emit(Op::Yield { values: ev }, &[], else_b.map(|b| b.span).unwrap_or(span)));
-        let id = self.func.append_op(self.region, Op::If { cond: cv, then_body: then_r, else_body: else_r }, &types, span);
+        self.in_region(else_r, |this| {
+            this.emit(Op::Yield { values: ev }, &[], else_b.map(|b| b.span).unwrap_or(span))
+        });
+        let id = self.func.append_op(
+            self.region,
+            Op::If { cond: cv, then_body: then_r, else_body: else_r },
+            &types,
+            span,
+        );
         let results = self.func.op(id).results.clone();
         for (i, n) in carried.iter().enumerate() {
             self.rebind(n, Val::Ir { value: results[i], ty: types[i], strength: Strength::Strong });

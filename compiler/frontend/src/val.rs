@@ -93,7 +93,12 @@ pub enum PromoteError {
 /// literal with a float becomes that float; a float literal with an int becomes f32); two strong
 /// operands promote to the wider of the same kind, or to the float for int-with-float; mixing
 /// signed and unsigned integers is an error.
-pub fn promote(a: DType, sa: Strength, b: DType, sb: Strength) -> Result<(DType, Strength), PromoteError> {
+pub fn promote(
+    a: DType,
+    sa: Strength,
+    b: DType,
+    sb: Strength,
+) -> Result<(DType, Strength), PromoteError> {
     use Strength::*;
     match (sa, sb) {
         (Weak, Strong) => Ok((adopt(a, b), Strong)),

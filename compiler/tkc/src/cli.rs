@@ -6,10 +6,14 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tk_diag::ColorChoice;
-use tk_driver::{CompileOptions, Compilation};
+use tk_driver::{Compilation, CompileOptions};
 
 #[derive(Parser)]
-#[command(name = "tkc", version, about = "The tk kernel compiler: check, inspect and run .tk kernels")]
+#[command(
+    name = "tkc",
+    version,
+    about = "The tk kernel compiler: check, inspect and run .tk kernels"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -77,7 +81,12 @@ fn parse_define(s: &str) -> Result<(String, String), String> {
 
 impl BuildArgs {
     pub fn options(&self) -> CompileOptions {
-        CompileOptions { defines: self.define.clone(), kernels: Vec::new(), stdlib_dir: self.stdlib.clone(), no_passes: false }
+        CompileOptions {
+            defines: self.define.clone(),
+            kernels: Vec::new(),
+            stdlib_dir: self.stdlib.clone(),
+            no_passes: false,
+        }
     }
     pub fn color(&self) -> ColorChoice {
         match self.color.as_str() {
@@ -90,7 +99,10 @@ impl BuildArgs {
 }
 
 /// Compiles and prints the diagnostics; `None` if there were errors.
-pub fn compile_reporting(build: &BuildArgs, opts: &CompileOptions) -> Result<Compilation, ExitCode> {
+pub fn compile_reporting(
+    build: &BuildArgs,
+    opts: &CompileOptions,
+) -> Result<Compilation, ExitCode> {
     let c = tk_driver::compile_file(Path::new(&build.file), opts);
     if !c.diagnostics.is_empty() {
         eprint!("{}", tk_diag::render(&c.sources, &c.diagnostics, build.color()));
@@ -98,7 +110,11 @@ pub fn compile_reporting(build: &BuildArgs, opts: &CompileOptions) -> Result<Com
     if c.has_errors() {
         let internal = c.diagnostics.iter().any(|d| d.code.starts_with("ICE"));
         let n = c.diagnostics.iter().filter(|d| d.is_error()).count();
-        eprintln!("error: could not compile `{}` ({n} error{})", build.file.display(), if n == 1 { "" } else { "s" });
+        eprintln!(
+            "error: could not compile `{}` ({n} error{})",
+            build.file.display(),
+            if n == 1 { "" } else { "s" }
+        );
         return Err(ExitCode::from(if internal { EXIT_INTERNAL } else { EXIT_USER }));
     }
     Ok(c)
@@ -110,7 +126,13 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             Ok(c) => {
                 let m = c.optimized.as_ref().expect("no errors");
                 let names: Vec<&str> = m.kernels().map(|k| k.name.as_str()).collect();
-                println!("ok: {} ({} kernel{}: {})", build.file.display(), names.len(), if names.len() == 1 { "" } else { "s" }, names.join(", "));
+                println!(
+                    "ok: {} ({} kernel{}: {})",
+                    build.file.display(),
+                    names.len(),
+                    if names.len() == 1 { "" } else { "s" },
+                    names.join(", ")
+                );
                 ExitCode::SUCCESS
             }
             Err(code) => code,
@@ -124,13 +146,19 @@ pub fn dispatch(cli: Cli) -> ExitCode {
                         if stage == Stage::Both {
                             println!("// ---- lowered ----");
                         }
-                        print!("{}", tk_ir::print::print_module(c.lowered.as_ref().expect("lowered")));
+                        print!(
+                            "{}",
+                            tk_ir::print::print_module(c.lowered.as_ref().expect("lowered"))
+                        );
                     }
                     if matches!(stage, Stage::Optimized | Stage::Both) {
                         if stage == Stage::Both {
                             println!("// ---- optimized ----");
                         }
-                        print!("{}", tk_ir::print::print_module(c.optimized.as_ref().expect("optimized")));
+                        print!(
+                            "{}",
+                            tk_ir::print::print_module(c.optimized.as_ref().expect("optimized"))
+                        );
                     }
                     ExitCode::SUCCESS
                 }

@@ -34,11 +34,15 @@ pub struct NpyArray {
 
 /// Reads `path`, requiring element type `want`. Errors are user-facing sentences.
 pub fn read(path: &std::path::Path, want: DType) -> Result<NpyArray, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
     let mut r = std::io::BufReader::new(file);
-    let header = npyz::NpyHeader::from_reader(&mut r).map_err(|e| format!("`{}` is not a valid .npy file: {e}", path.display()))?;
-    let got = header.dtype().descr();
-    let expect = descr(want).ok_or_else(|| format!("bf16 buffers cannot be read from .npy (NumPy has no bf16); `{}`", path.display()))?;
+    let header = npyz::NpyHeader::from_reader(&mut r)
+        .map_err(|e| format!("`{}` is not a valid .npy file: {e}", path.display()))?;
+    let got = header.dtype().descr().trim_matches(|c| c == '\'' || c == '"').to_string();
+    let expect = descr(want).ok_or_else(|| {
+        format!("bf16 buffers cannot be read from .npy (NumPy has no bf16); `{}`", path.display())
+    })?;
     let normalise = |s: &str| s.replace('=', "<");
     if normalise(&got) != expect && !(expect.starts_with('|') && got.ends_with(&expect[1..])) {
         return Err(format!(
@@ -47,7 +51,10 @@ pub fn read(path: &std::path::Path, want: DType) -> Result<NpyArray, String> {
         ));
     }
     if header.order() != npyz::Order::C {
-        return Err(format!("`{}` is in Fortran order; save it with `np.ascontiguousarray`", path.display()));
+        return Err(format!(
+            "`{}` is in Fortran order; save it with `np.ascontiguousarray`",
+            path.display()
+        ));
     }
     let shape = header.shape().to_vec();
     let n: u64 = shape.iter().product();
@@ -55,7 +62,11 @@ pub fn read(path: &std::path::Path, want: DType) -> Result<NpyArray, String> {
     r.read_to_end(&mut bytes).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let need = n as usize * want.size_bytes() as usize;
     if bytes.len() < need {
-        return Err(format!("`{}` is truncated: {} data bytes, {need} expected", path.display(), bytes.len()));
+        return Err(format!(
+            "`{}` is truncated: {} data bytes, {need} expected",
+            path.display(),
+            bytes.len()
+        ));
     }
     bytes.truncate(need);
     Ok(NpyArray { shape, bytes })
@@ -65,8 +76,10 @@ pub fn read(path: &std::path::Path, want: DType) -> Result<NpyArray, String> {
 pub fn encode(d: DType, shape: &[u64], data: &[u8]) -> Result<Vec<u8>, String> {
     let descr = descr(d).ok_or("bf16 buffers cannot be written as .npy (NumPy has no bf16)")?;
     let dims: Vec<String> = shape.iter().map(|s| s.to_string()).collect();
-    let shape_text = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
+    let shape_text =
+        if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
     // Magic (6) + version (2) + length (2) + header + '\n' is padded to a multiple of 64.
     let unpadded = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - unpadded % 64) % 64));

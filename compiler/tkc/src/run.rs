@@ -59,7 +59,13 @@ fn user_error(msg: impl std::fmt::Display) -> ExitCode {
 fn parse_shape(s: &str) -> Result<Vec<u64>, String> {
     let dims: Result<Vec<u64>, _> = s.split(['x', ',']).map(|d| d.trim().parse::<u64>()).collect();
     match dims {
-        Ok(d) if !d.is_empty() && d.iter().all(|&x| x > 0) && d.iter().product::<u64>() <= 1 << 31 => Ok(d),
+        Ok(d)
+            if !d.is_empty()
+                && d.iter().all(|&x| x > 0)
+                && d.iter().product::<u64>() <= 1 << 31 =>
+        {
+            Ok(d)
+        }
         _ => Err(format!("`{s}` is not a shape; write e.g. `4096` or `64x128`")),
     }
 }
@@ -87,7 +93,12 @@ fn parse_grid(s: &str) -> Result<[u32; 3], String> {
     }
     let mut g = [1u32; 3];
     for (i, p) in parts.iter().enumerate() {
-        g[i] = p.trim().parse::<u32>().ok().filter(|&v| v > 0).ok_or_else(|| format!("grid size `{p}` must be a positive integer"))?;
+        g[i] = p
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|&v| v > 0)
+            .ok_or_else(|| format!("grid size `{p}` must be a positive integer"))?;
     }
     Ok(g)
 }
@@ -119,14 +130,22 @@ pub fn run(a: RunArgs) -> ExitCode {
             Some(f) => *f,
             None => {
                 let names: Vec<&str> = kernels.iter().map(|f| f.name.as_str()).collect();
-                return user_error(format!("no kernel `{k}` in {}; it has: {}", a.build.file.display(), names.join(", ")));
+                return user_error(format!(
+                    "no kernel `{k}` in {}; it has: {}",
+                    a.build.file.display(),
+                    names.join(", ")
+                ));
             }
         },
         (None, 1) => kernels[0],
         (None, 0) => return user_error(format!("{} has no kernel", a.build.file.display())),
         (None, _) => {
             let names: Vec<&str> = kernels.iter().map(|f| f.name.as_str()).collect();
-            return user_error(format!("{} has several kernels; choose one with --kernel ({})", a.build.file.display(), names.join(", ")));
+            return user_error(format!(
+                "{} has several kernels; choose one with --kernel ({})",
+                a.build.file.display(),
+                names.join(", ")
+            ));
         }
     };
     let grid = match parse_grid(&a.grid) {
@@ -143,7 +162,11 @@ pub fn run(a: RunArgs) -> ExitCode {
     for (k, _) in &given {
         if !kernel.params.iter().any(|p| &p.name == k) {
             let names: Vec<&str> = kernel.params.iter().map(|p| p.name.as_str()).collect();
-            return user_error(format!("kernel `{}` has no parameter `{k}`; its parameters are: {}", kernel.name, names.join(", ")));
+            return user_error(format!(
+                "kernel `{}` has no parameter `{k}`; its parameters are: {}",
+                kernel.name,
+                names.join(", ")
+            ));
         }
     }
     let mut args = Vec::new();
@@ -154,8 +177,12 @@ pub fn run(a: RunArgs) -> ExitCode {
     for p in &kernel.params {
         let Some((_, spec)) = given.iter().find(|(k, _)| k == &p.name) else {
             let t = module.ty(p.ty);
-            let example = if t.elem.is_ptr() { "rand:1024 or out:1024 or data.npy" } else { "a number" };
-            return user_error(format!("missing `--arg {}=...` for parameter `{}: {t}` ({example})", p.name, p.name));
+            let example =
+                if t.elem.is_ptr() { "rand:1024 or out:1024 or data.npy" } else { "a number" };
+            return user_error(format!(
+                "missing `--arg {}=...` for parameter `{}: {t}` ({example})",
+                p.name, p.name
+            ));
         };
         match module.ty(p.ty).elem {
             Elem::Scalar(d) => match tk_driver::parse_define(spec, d) {
@@ -175,9 +202,15 @@ pub fn run(a: RunArgs) -> ExitCode {
                         },
                         Err(e) => return user_error(e),
                     },
-                    BufferSpec::Rand(s) => (random_buffer(d, s.iter().product::<u64>() as usize, &mut rng), s, false),
-                    BufferSpec::Zeros(s) => (Buffer::zeroed(d, s.iter().product::<u64>() as usize), s, true),
-                    BufferSpec::Out(s) => (Buffer::uninit(d, s.iter().product::<u64>() as usize), s, true),
+                    BufferSpec::Rand(s) => {
+                        (random_buffer(d, s.iter().product::<u64>() as usize, &mut rng), s, false)
+                    }
+                    BufferSpec::Zeros(s) => {
+                        (Buffer::zeroed(d, s.iter().product::<u64>() as usize), s, true)
+                    }
+                    BufferSpec::Out(s) => {
+                        (Buffer::uninit(d, s.iter().product::<u64>() as usize), s, true)
+                    }
                 };
                 args.push(Arg::Buffer(buffers.len()));
                 buffers.push(buf);
@@ -186,7 +219,8 @@ pub fn run(a: RunArgs) -> ExitCode {
         }
     }
     let func_id = module.find(&kernel.name).expect("kernel exists");
-    let result = tk_interp::run_kernel(module, func_id, grid, &args, &mut buffers, &RunOptions::default());
+    let result =
+        tk_interp::run_kernel(module, func_id, grid, &args, &mut buffers, &RunOptions::default());
     let report = match result {
         Ok(r) => r,
         Err(e) => {
@@ -249,6 +283,7 @@ fn summarise(name: &str, b: &Buffer, all: bool) {
             None => "?".to_string(),
         })
         .collect();
-    let more = if shown < vals.len() { format!(", ... ({} elements)", vals.len()) } else { String::new() };
+    let more =
+        if shown < vals.len() { format!(", ... ({} elements)", vals.len()) } else { String::new() };
     println!("{name} ({}): [{}{more}]", b.dtype(), text.join(", "));
 }
