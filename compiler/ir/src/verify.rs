@@ -363,7 +363,7 @@ impl<'a> Checker<'a> {
     fn handles(&mut self) -> bool {
         let (f, m) = (self.f, self.m);
         let before = self.errors.len();
-        let (nv, no, nr) = (f.values.len(), f.ops.len(), f.regions.len());
+        let (no, nr) = (f.ops.len(), f.regions.len());
         let value_ok =
             |v: Value| f.values.get(v.0 as usize).is_some_and(|d| m.types.try_get(d.ty).is_some());
         let mut bad: Vec<(Option<OpId>, String)> = Vec::new();
@@ -407,7 +407,7 @@ impl<'a> Checker<'a> {
                     if !od.results.iter().all(|&v| value_ok(v)) {
                         bad.push((Some(op), "a result is a dangling value".into()));
                     }
-                    if !od.op.operands().iter().all(|&v| (v.0 as usize) < nv) {
+                    if !od.op.operands().iter().all(|&v| value_ok(v)) {
                         bad.push((Some(op), "an operand is a dangling value".into()));
                     }
                     for sub in od.op.regions() {
