@@ -306,7 +306,7 @@ fn inline_rejects_recursion_and_leaves_the_module_alone() {
     }
     assert!(err.to_string().contains("f -> g -> f"));
     assert_eq!(m.functions, before);
-    assert!(passes::run_default_pipeline(&mut m).is_err());
+    assert!(matches!(passes::run_default_pipeline(&mut m), Err(PassError::RecursiveCall { .. })));
 }
 
 #[test]
@@ -1139,4 +1139,300 @@ fn pipeline_on_a_vector_add_kernel_keeps_it_intact_and_verified() {
     assert_eq!(count(f, "store"), 1);
     // Running again changes nothing.
     assert!(!passes::run_default_pipeline(&mut m).unwrap());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random programs: the pipeline must not change what a program computes
+// ---------------------------------------------------------------------------------------------
+
+/// xorshift64*: a dependency-free, seeded generator for the random programs.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len())]
+    }
+}
+
+const LANES: u32 = 4;
+
+/// Interesting scalars of `d`, normalised to valid constants of that dtype.
+fn specials(d: DType) -> Vec<ConstValue> {
+    use tk_ir::eval::normalize;
+    let raw: Vec<ConstValue> = if d.is_float() {
+        [0.0, -0.0, 1.0, -1.0, 2.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e30, 3.0]
+            .into_iter()
+            .map(ConstValue::Float)
+            .collect()
+    } else if d.is_bool() {
+        vec![ConstValue::Bool(false), ConstValue::Bool(true)]
+    } else {
+        let (lo, hi) = tk_ir::eval::int_range(d);
+        [0, 1, -1, 2, 3, 7, 8, -8, 0x7F, 0xFF, 31, lo as i64, hi as i64, lo as i64 + 1]
+            .into_iter()
+            .map(ConstValue::Int)
+            .collect()
+    };
+    raw.into_iter().map(|v| normalize(d, v)).collect()
+}
+
+/// A random straight-line kernel over one dtype `d`: parameters `a`, `b`, constants, splats,
+/// aranges, unary/binary/cmp/select/cast/fma ops on scalars and `d[4]` blocks; every value
+/// computed is stored.
+fn random_program(rng: &mut Rng, d: DType) -> Module {
+    let mut b = B::new("k", FuncKind::Kernel);
+    let pt = b.pt(d, &[]);
+    let out = b.param("out", pt);
+    let st = b.t(d, &[]);
+    let bt = b.t(d, &[LANES]);
+    let pa = b.param("a", st);
+    let pb = b.param("b", st);
+    let body = b.body();
+    let outs = b.splat(body, out, &[LANES]);
+    let mut scalars = vec![pa, pb];
+    let mut blocks: Vec<Value> = Vec::new();
+    let specials = specials(d);
+    let binops: Vec<BinaryOp> = if d.is_float() {
+        vec![
+            BinaryOp::Add,
+            BinaryOp::Sub,
+            BinaryOp::Mul,
+            BinaryOp::Div,
+            BinaryOp::Rem,
+            BinaryOp::Min,
+            BinaryOp::Max,
+        ]
+    } else if d.is_bool() {
+        vec![BinaryOp::And, BinaryOp::Or, BinaryOp::Xor]
+    } else {
+        BinaryOp::ALL.to_vec()
+    };
+    let unops: Vec<UnaryOp> = if d.is_float() {
+        vec![UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Floor, UnaryOp::Ceil, UnaryOp::Sqrt, UnaryOp::Exp]
+    } else if d.is_bool() {
+        vec![UnaryOp::Not]
+    } else {
+        vec![UnaryOp::Neg, UnaryOp::Not, UnaryOp::Abs]
+    };
+    for _ in 0..14 {
+        let block = rng.below(2) == 0;
+        let pool = if block && !blocks.is_empty() { blocks.clone() } else { scalars.clone() };
+        let x = rng.pick(&pool);
+        let y = rng.pick(&pool);
+        let ty = b.f.value_type(x);
+        let v = match rng.below(10) {
+            0 | 1 => {
+                let c = rng.pick(&specials);
+                let k = b.konst(body, d, c);
+                if block {
+                    b.splat(body, k, &[LANES])
+                } else {
+                    k
+                }
+            }
+            2 => {
+                let s = rng.pick(&scalars);
+                b.splat(body, s, &[LANES])
+            }
+            3 | 4 => {
+                let op = rng.pick(&binops);
+                // Same operand twice now and then, for the `x op x` rules.
+                let y = if rng.below(4) == 0 { x } else { y };
+                b.op(body, Op::Binary { op, lhs: x, rhs: y }, ty)
+            }
+            5 => {
+                let op = rng.pick(&unops);
+                b.op(body, Op::Unary { op, value: x }, ty)
+            }
+            6 => {
+                let pred = rng.pick(&CmpPred::ALL);
+                let shape = b.m.ty(ty).shape.clone();
+                let boolt = b.t(DType::Bool, &shape);
+                let c = b.op(body, Op::Cmp { pred, lhs: x, rhs: y }, boolt);
+                b.op(body, Op::Select { cond: c, on_true: x, on_false: y }, ty)
+            }
+            7 => {
+                // Round trip through another dtype.
+                let u = rng.pick(&DType::ALL);
+                let shape = b.m.ty(ty).shape.clone();
+                let ut = b.t(u, &shape);
+                let c = b.op(body, Op::Cast { value: x }, ut);
+                b.op(body, Op::Cast { value: c }, ty)
+            }
+            8 if d.is_float() => {
+                let z = rng.pick(&pool);
+                b.op(body, Op::Fma { a: x, b: y, c: z }, ty)
+            }
+            8 | 9 if d == DType::I32 && block => {
+                let start = rng.below(5) as i64 - 2;
+                let at = b.t(DType::I32, &[LANES]);
+                b.op(body, Op::Arange { start, end: start + LANES as i64 }, at)
+            }
+            _ => {
+                let op = rng.pick(&binops);
+                let k = b.konst(body, d, rng.pick(&specials));
+                let k = if b.m.ty(ty).is_scalar() { k } else { b.splat(body, k, &[LANES]) };
+                let (l, r) = if rng.below(2) == 0 { (x, k) } else { (k, x) };
+                b.op(body, Op::Binary { op, lhs: l, rhs: r }, ty)
+            }
+        };
+        // Every value is stored, so no op is dead and every run-time error must survive.
+        if b.f.value_type(v) == bt {
+            blocks.push(v);
+            b.store(body, outs, v);
+        } else {
+            scalars.push(v);
+            b.store(body, out, v);
+        }
+    }
+    b.yield_(body, vec![]);
+    b.finish()
+}
+
+/// Runs a straight-line kernel with `tk_ir::eval`; returns the stored blocks, or `Err` if any
+/// op fails (division by zero, signed overflow...).
+fn run_straight_line(m: &Module, args: &[ConstValue]) -> Result<Vec<Vec<ConstValue>>, String> {
+    use std::collections::HashMap;
+    use tk_ir::eval;
+    let f = kernel(m);
+    let mut vals: HashMap<Value, Vec<ConstValue>> = HashMap::new();
+    for (p, a) in f.params.iter().skip(1).zip(args) {
+        vals.insert(p.value, vec![*a]);
+    }
+    let dt = |v: Value| m.ty(f.value_type(v)).elem.dtype().expect("scalar dtype");
+    let mut stored = Vec::new();
+    for id in f.walk() {
+        let od = f.op(id);
+        let get = |v: Value| vals.get(&v).cloned().expect("defined");
+        let lanes = |vs: &[Vec<ConstValue>]| vs.iter().map(|v| v.len()).max().unwrap_or(1);
+        let at = |v: &Vec<ConstValue>, i: usize| if v.len() == 1 { v[0] } else { v[i] };
+        let err = |e: eval::EvalError| e.to_string();
+        let result: Vec<ConstValue> = match &od.op {
+            Op::Const { value } => vec![*value],
+            Op::Splat { value } => {
+                if *value == f.params[0].value {
+                    vec![] // the output pointer
+                } else {
+                    vec![get(*value)[0]; LANES as usize]
+                }
+            }
+            Op::Arange { start, end } => (*start..*end).map(ConstValue::Int).collect(),
+            Op::Unary { op, value } => {
+                let x = get(*value);
+                x.iter()
+                    .map(|&c| eval::unary(*op, dt(*value), c))
+                    .collect::<Result<_, _>>()
+                    .map_err(err)?
+            }
+            Op::Binary { op, lhs, rhs } => {
+                let (x, y) = (get(*lhs), get(*rhs));
+                (0..lanes(&[x.clone(), y.clone()]))
+                    .map(|i| eval::binary(*op, dt(*lhs), at(&x, i), at(&y, i)))
+                    .collect::<Result<_, _>>()
+                    .map_err(err)?
+            }
+            Op::Cmp { pred, lhs, rhs } => {
+                let (x, y) = (get(*lhs), get(*rhs));
+                (0..lanes(&[x.clone(), y.clone()]))
+                    .map(|i| eval::cmp(*pred, dt(*lhs), at(&x, i), at(&y, i)).map(ConstValue::Bool))
+                    .collect::<Result<_, _>>()
+                    .map_err(err)?
+            }
+            Op::Select { cond, on_true, on_false } => {
+                let (c, x, y) = (get(*cond), get(*on_true), get(*on_false));
+                (0..lanes(&[c.clone(), x.clone(), y.clone()]))
+                    .map(
+                        |i| if at(&c, i) == ConstValue::Bool(true) { at(&x, i) } else { at(&y, i) },
+                    )
+                    .collect()
+            }
+            Op::Cast { value } => {
+                let to = dt(od.results[0]);
+                get(*value).iter().map(|&c| eval::cast(dt(*value), to, c)).collect()
+            }
+            Op::Fma { a, b, c } => {
+                let (x, y, z) = (get(*a), get(*b), get(*c));
+                (0..lanes(&[x.clone(), y.clone(), z.clone()]))
+                    .map(|i| eval::fma(dt(*a), at(&x, i), at(&y, i), at(&z, i)))
+                    .collect::<Result<_, _>>()
+                    .map_err(err)?
+            }
+            Op::Store { value, .. } => {
+                stored.push(get(*value));
+                continue;
+            }
+            Op::Yield { .. } => continue,
+            other => panic!("unexpected op in a straight-line test program: {other:?}"),
+        };
+        vals.insert(od.results[0], result);
+    }
+    Ok(stored)
+}
+
+/// Bitwise equality, except that every NaN equals every NaN (payloads are not specified).
+fn same_bits(a: &[Vec<ConstValue>], b: &[Vec<ConstValue>]) -> bool {
+    let nan = |c: &ConstValue| matches!(c, ConstValue::Float(x) if x.is_nan());
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.len() == y.len()
+                && x.iter().zip(y).all(|(p, q)| (nan(p) && nan(q)) || p.bits() == q.bits())
+        })
+}
+
+#[test]
+fn pipeline_preserves_semantics_on_random_programs() {
+    let dtypes = [
+        DType::I32,
+        DType::I8,
+        DType::U8,
+        DType::U32,
+        DType::I64,
+        DType::F32,
+        DType::F16,
+        DType::BF16,
+        DType::F64,
+        DType::Bool,
+    ];
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut optimised_something = 0;
+    let mut errors = 0;
+    for case in 0..3000 {
+        let d = dtypes[case % dtypes.len()];
+        let original = random_program(&mut rng, d);
+        verified(&original);
+        let mut m = original.clone();
+        let changed =
+            passes::run_default_pipeline(&mut m).unwrap_or_else(|e| panic!("case {case}: {e}"));
+        if changed {
+            optimised_something += 1;
+        }
+        let sp = specials(d);
+        for _ in 0..4 {
+            let args = [rng.pick(&sp), rng.pick(&sp)];
+            let before = run_straight_line(&original, &args);
+            let after = run_straight_line(&m, &args);
+            match (&before, &after) {
+                (Ok(x), Ok(y)) => assert!(
+                    same_bits(x, y),
+                    "case {case} ({d}), args {args:?}: {x:?} became {y:?}\n{:#?}",
+                    kernel(&m)
+                ),
+                (Err(_), Err(_)) => errors += 1,
+                (Err(e), Ok(_)) => panic!("case {case} ({d}), args {args:?}: lost error {e}"),
+                (Ok(_), Err(e)) => panic!("case {case} ({d}), args {args:?}: new error {e}"),
+            }
+        }
+    }
+    // Most runs complete, so the comparison is not vacuous.
+    assert!(optimised_something > 2000, "{optimised_something}");
+    assert!(errors < 3000 * 4 / 2, "{errors}");
 }

@@ -34,6 +34,13 @@ pub fn run(m: &mut Module) -> Result<bool, PassError> {
     Ok(changed || m.functions.len() != before)
 }
 
+/// Checks every call (callee exists and is a helper, counts match) and that there is no
+/// recursion, without changing anything. [`run`] does this first; the pipeline calls it before
+/// verifying its input so that a recursive program gets this error, which has a span.
+pub fn check_calls(m: &Module) -> Result<(), PassError> {
+    check_call_graph(m).map(|_| ())
+}
+
 /// Calls made by function `fi`: (callee index, span of the call).
 fn calls_of(m: &Module, fi: usize) -> Result<Vec<(usize, tk_diag::Span)>, PassError> {
     let f = &m.functions[fi];

@@ -18,7 +18,12 @@
 //! Passes delete ops by unlinking them from their region's op list; the arena entries stay (see
 //! [`crate::func`]), so handles never dangle. Each pass returns whether it changed anything, which
 //! [`run_default_pipeline`] uses to iterate to a fixed point.
+//!
+//! Passes expect IR that the verifier accepts (the driver verifies the frontend's output); on
+//! malformed IR they may panic. In debug builds [`run_default_pipeline`] verifies its input and the
+//! module after every pass, and reports a pass that broke an invariant as [`PassError::Verify`].
 
+use crate::verify::{verify_module_with, VerifyOptions};
 use crate::{ConstValue, DType, Elem, FuncId, Function, Module, Op, OpId, RegionId, Value};
 use std::collections::HashMap;
 use std::fmt;
@@ -45,6 +50,9 @@ pub enum PassError {
     CallArity { caller: String, callee: String, span: Span },
     /// A call targets a kernel; kernels are entry points and cannot be called.
     CallToKernel { caller: String, callee: String, span: Span },
+    /// Debug builds only: the verifier rejected the module after `pass` (`"input"`: before any
+    /// pass ran). Anything but `"input"` is a compiler bug in that pass.
+    Verify { pass: &'static str, errors: Vec<String> },
 }
 
 impl PassError {
@@ -55,6 +63,7 @@ impl PassError {
             | PassError::UnknownCallee { span, .. }
             | PassError::CallArity { span, .. }
             | PassError::CallToKernel { span, .. } => *span,
+            PassError::Verify { .. } => Span::DUMMY,
         }
     }
 }
@@ -78,6 +87,14 @@ impl fmt::Display for PassError {
             PassError::CallToKernel { caller, callee, .. } => {
                 write!(f, "`{caller}` calls kernel `{callee}`; only helper functions can be called")
             }
+            PassError::Verify { pass: "input", errors } => {
+                write!(f, "the IR given to the optimiser is invalid: {}", errors.join("; "))
+            }
+            PassError::Verify { pass, errors } => write!(
+                f,
+                "internal compiler error: the IR is invalid after the `{pass}` pass: {}",
+                errors.join("; ")
+            ),
         }
     }
 }
@@ -85,20 +102,48 @@ impl fmt::Display for PassError {
 impl std::error::Error for PassError {}
 
 /// Runs inline, then canonicalise → const-fold → CSE → DCE until nothing changes (at most
-/// [`MAX_PIPELINE_ROUNDS`] rounds). Returns whether anything changed.
+/// [`MAX_PIPELINE_ROUNDS`] rounds). Returns whether anything changed. Debug builds verify the
+/// module before and after every pass.
 pub fn run_default_pipeline(m: &mut Module) -> Result<bool, PassError> {
+    inline::check_calls(m)?;
+    check(m, "input", &VerifyOptions::default())?;
     let mut changed = inline::run(m)?;
+    let after = VerifyOptions::after_inlining();
+    check(m, "inline", &after)?;
+    let passes: [(&'static str, ModulePass); 4] = [
+        ("canonicalize", canonicalize::run),
+        ("const_fold", const_fold::run),
+        ("cse", cse::run),
+        ("dce", dce::run),
+    ];
     for _ in 0..MAX_PIPELINE_ROUNDS {
-        let mut round = canonicalize::run(m);
-        round |= const_fold::run(m);
-        round |= cse::run(m);
-        round |= dce::run(m);
+        let mut round = false;
+        for (name, pass) in passes {
+            if pass(m) {
+                round = true;
+                check(m, name, &after)?;
+            }
+        }
         changed |= round;
         if !round {
             break;
         }
     }
     Ok(changed)
+}
+
+/// A pass over a whole module; returns whether it changed anything.
+pub type ModulePass = fn(&mut Module) -> bool;
+
+/// Verifies `m` in debug builds.
+fn check(m: &Module, pass: &'static str, opts: &VerifyOptions) -> Result<(), PassError> {
+    if !cfg!(debug_assertions) {
+        return Ok(());
+    }
+    verify_module_with(m, opts).map_err(|errors| PassError::Verify {
+        pass,
+        errors: errors.iter().map(|e| e.to_string()).collect(),
+    })
 }
 
 /// Value substitutions decided by a pass, applied to every linked op when the pass finishes.
