@@ -3,4 +3,5 @@
 mod common;
 mod diagnostics;
 mod fuzz_frontend;
+mod interp_reference;
 mod stdlib_check;
