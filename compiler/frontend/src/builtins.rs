@@ -74,8 +74,9 @@ impl FnLower<'_, '_> {
                     .with_label("end must be greater than start");
                     return self.error(d);
                 }
-                let n = end - start;
-                if n > crate::lower::MAX_BLOCK_ELEMS as i64
+                // Any two i64 bounds: the difference needs i128.
+                let n = end as i128 - start as i128;
+                if n > crate::lower::MAX_BLOCK_ELEMS as i128
                     || start < i32::MIN as i64
                     || end > i32::MAX as i64 + 1
                 {
@@ -105,7 +106,7 @@ impl FnLower<'_, '_> {
                 let dtype = match a.take(dt_index) {
                     Some((Val::DType(d), _)) => Some(d),
                     Some((other, s)) => {
-                        let d = Diagnostic::error(
+                        let mut d = Diagnostic::error(
                             "E0513",
                             format!(
                                 "`dtype` must be a type name such as `f32`, not {}",
@@ -113,6 +114,11 @@ impl FnLower<'_, '_> {
                             ),
                             s,
                         );
+                        if let Val::Str(text) = &other {
+                            if DType::from_name(text).is_some() {
+                                d = d.with_help(format!("write the type without quotes: `{text}`"));
+                            }
+                        }
                         return self.error(d);
                     }
                     None => None,
@@ -553,13 +559,27 @@ impl FnLower<'_, '_> {
                         self.error(d)
                     }
                     Val::Error => Val::Error,
+                    Val::Ir { ty, .. } => {
+                        let t = self.ty(ty);
+                        let d = Diagnostic::error(
+                            "E0530",
+                            "`static_assert` needs a condition known at compile time",
+                            cs,
+                        )
+                        .with_label(format!("this `{t}` is only known at run time"))
+                        .with_help("use `device_assert` for conditions known only at run time");
+                        self.error(d)
+                    }
                     other => {
                         let d = Diagnostic::error(
                             "E0530",
-                            format!("`static_assert` needs a bool known at compile time, but this is {}", self.describe(&other)),
+                            format!(
+                                "`static_assert` needs a `bool` condition, but this is {}",
+                                self.describe(&other)
+                            ),
                             cs,
                         )
-                        .with_help("use `device_assert` for conditions known only at run time");
+                        .with_help("compare explicitly, e.g. `BLOCK % 16 == 0`");
                         self.error(d)
                     }
                 }
@@ -794,12 +814,12 @@ impl FnLower<'_, '_> {
                 None
             }
             Some((v, s)) => {
-                let a = self.const_int(&v, s, "the axis")?;
-                let a = if a < 0 { a + rank as i64 } else { a };
+                let written = self.const_int(&v, s, "the axis")?;
+                let a = if written < 0 { written.saturating_add(rank as i64) } else { written };
                 if a < 0 || a as usize >= rank {
                     let d = Diagnostic::error(
                         "E0541",
-                        format!("axis {a} is out of range for a block of rank {rank}"),
+                        format!("axis {written} is out of range for a block of rank {rank}"),
                         s,
                     )
                     .with_label(format!("must be in 0..{rank}"));

@@ -192,6 +192,16 @@ impl FnLower<'_, '_> {
             if let Some(d) = DType::from_name(&id.name) {
                 return Some(d);
             }
+            let mut d = Diagnostic::error("E0415", format!("unknown type `{}`", id.name), ty.span)
+                .with_label("not a scalar type")
+                .with_note(
+                    "scalar types: bool, i8, i16, i32, i64, u8, u16, u32, u64, f16, bf16, f32, f64",
+                );
+            if let Some(s) = similar_dtype(&id.name) {
+                d = d.with_help(format!("did you mean `{s}`?"));
+            }
+            self.error(d);
+            return None;
         }
         let d = Diagnostic::error(
             "E0415",
@@ -626,79 +636,7 @@ impl FnLower<'_, '_> {
         else_b: &ast::Block,
         span: Span,
     ) -> Val {
-        let cond = self.lower_expr(c);
-        if let Val::Const { value: ConstValue::Bool(b), .. } = cond {
-            let blk = if b { then_b } else { else_b };
-            return self.with_scope(|this| this.lower_block_value(blk));
-        }
-        let Some(cv) = self.scalar_condition(&cond, c.span) else { return Val::Error };
-        // Lower each branch in its own region; they must produce the same type.
-        let then_r = self.func.new_region(&[]);
-        let else_r = self.func.new_region(&[]);
-        let tv =
-            self.in_region(then_r, |this| this.with_scope(|this| this.lower_block_value(then_b)));
-        let ev =
-            self.in_region(else_r, |this| this.with_scope(|this| this.lower_block_value(else_b)));
-        if tv.is_error() || ev.is_error() {
-            return Val::Error;
-        }
-        let (Some(tw), Some(ew)) = (self.view(&tv), self.view(&ev)) else {
-            let d = Diagnostic::error(
-                "E0428",
-                "both branches of an `if` expression must produce a value",
-                span,
-            );
-            return self.error(d);
-        };
-        let (dt, strength) = match promote(
-            tw.dtype().unwrap_or(DType::I32),
-            tw.strength,
-            ew.dtype().unwrap_or(DType::I32),
-            ew.strength,
-        ) {
-            Ok(x) if tw.elem.is_ptr() == ew.elem.is_ptr() => x,
-            _ => {
-                let d = Diagnostic::error(
-                    "E0429",
-                    format!(
-                        "`if` branches have different types: `{}` and `{}`",
-                        tw.to_type(),
-                        ew.to_type()
-                    ),
-                    span,
-                )
-                .with_secondary(then_b.span, format!("`{}`", tw.to_type()))
-                .with_secondary(else_b.span, format!("`{}`", ew.to_type()));
-                return self.error(d);
-            }
-        };
-        let elem = if tw.elem.is_ptr() { tw.elem } else { Elem::Scalar(dt) };
-        let Some(shape) = broadcast_shapes(&tw.shape, &ew.shape) else {
-            let d = Diagnostic::error(
-                "E0429",
-                format!(
-                    "`if` branches have shapes {} and {} that do not broadcast",
-                    show_shape(&tw.shape),
-                    show_shape(&ew.shape)
-                ),
-                span,
-            );
-            return self.error(d);
-        };
-        let target = Type { elem, shape };
-        let ty_v = self
-            .in_region(then_r, |this| this.coerce(tv, &target, then_b.span, "the `then` value"));
-        let ey_v = self
-            .in_region(else_r, |this| this.coerce(ev, &target, else_b.span, "the `else` value"));
-        let (Some(ty_v), Some(ey_v)) = (ty_v, ey_v) else { return Val::Error };
-        self.in_region(then_r, |this| this.emit(Op::Yield { values: vec![ty_v] }, &[], span));
-        self.in_region(else_r, |this| this.emit(Op::Yield { values: vec![ey_v] }, &[], span));
-        let r = self.emit1(
-            Op::If { cond: cv, then_body: then_r, else_body: else_r },
-            target.clone(),
-            span,
-        );
-        self.ir(r, target, strength)
+        self.lower_if(c, then_b, Some(else_b), true, span)
     }
 
     /// A bool scalar for `if`/`where` conditions, with a helpful error for blocks.
@@ -738,6 +676,39 @@ fn unop_symbol(op: UnOp) -> &'static str {
         UnOp::Neg => "-",
         UnOp::Not => "!",
     }
+}
+
+/// The tk spelling of a dtype written the NumPy / C / PyTorch way (`float32`, `half`, `int`), or
+/// one typo away from a dtype name.
+fn similar_dtype(name: &str) -> Option<&'static str> {
+    const ALIASES: &[(&str, &str)] = &[
+        ("float", "f32"),
+        ("float32", "f32"),
+        ("float16", "f16"),
+        ("half", "f16"),
+        ("bfloat16", "bf16"),
+        ("float64", "f64"),
+        ("double", "f64"),
+        ("int", "i32"),
+        ("int8", "i8"),
+        ("int16", "i16"),
+        ("int32", "i32"),
+        ("int64", "i64"),
+        ("long", "i64"),
+        ("uint8", "u8"),
+        ("uint16", "u16"),
+        ("uint32", "u32"),
+        ("uint64", "u64"),
+        ("boolean", "bool"),
+    ];
+    let lower = name.to_ascii_lowercase();
+    if let Some((_, d)) = ALIASES.iter().find(|(a, _)| *a == lower) {
+        return Some(d);
+    }
+    const NAMES: &[&str] = &[
+        "bool", "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "f16", "bf16", "f32", "f64",
+    ];
+    NAMES.iter().copied().find(|n| edit_distance(n, &lower) == 1)
 }
 
 /// Levenshtein distance, for name suggestions.

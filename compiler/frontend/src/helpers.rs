@@ -214,7 +214,7 @@ impl FnLower<'_, '_> {
             return Instance::Failed;
         }
         let n_before = self.prog.diags.items.iter().filter(|d| d.is_error()).count();
-        let mut func = Function::new(format!("{}", decl.name.name), FuncKind::Helper, decl.span);
+        let mut func = Function::new(decl.name.name.clone(), FuncKind::Helper, decl.span);
         let mut bindings = Vec::new();
         for ((v, _), p) in args.iter().zip(&decl.params) {
             let val = match v {
@@ -240,6 +240,8 @@ impl FnLower<'_, '_> {
                         let d = Diagnostic::error("E0708", "compile-time parameters of a helper need a default", cp.span)
                             .with_help("pass the value as an ordinary argument instead; helpers are specialised per constant argument");
                         sub.error(d);
+                        // Uses of the parameter in the body are not further errors.
+                        sub.bind_val(&cp.name, Val::Error, false);
                     }
                 }
             }

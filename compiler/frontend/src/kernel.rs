@@ -30,10 +30,7 @@ impl FnLower<'_, '_> {
                     Some(e) => {
                         let v = self.lower_expr(e);
                         match v {
-                            Val::Const { .. } => match self.cast_const(v, dt, e.span) {
-                                Some(c) => Some(c),
-                                None => None,
-                            },
+                            Val::Const { .. } => self.cast_const(v, dt, e.span),
                             Val::Error => None,
                             other => {
                                 let d = Diagnostic::error(
@@ -123,7 +120,11 @@ impl FnLower<'_, '_> {
         }
         let v = self.with_scope(|this| this.lower_block_value(&decl.body));
         if !matches!(v, Val::Unit | Val::Error) {
-            let span = decl.body.tail.as_ref().map(|t| t.span).unwrap_or(decl.body.span);
+            let span = match (&decl.body.tail, decl.body.stmts.last()) {
+                (Some(t), _) => t.span,
+                (None, Some(s)) => s.span,
+                (None, None) => decl.body.span,
+            };
             let d = Diagnostic::error("E0806", "kernels do not return values", span)
                 .with_help("write results to memory with `store`, or add `;`");
             self.error(d);
@@ -136,9 +137,15 @@ impl FnLower<'_, '_> {
         if dtype.is_float() && !dt.is_float() {
             let d = Diagnostic::error(
                 "E0807",
-                format!("expected a `{dt}` value, found a `{dtype}`"),
+                format!("this default is of type `{dtype}`, but the parameter is of type `{dt}`"),
                 span,
-            );
+            )
+            .with_label(format!("`{dtype}`"))
+            .with_help(if dt.is_bool() {
+                "write `true` or `false`"
+            } else {
+                "write an integer, e.g. `128`"
+            });
             self.error(d);
             return None;
         }

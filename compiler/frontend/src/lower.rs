@@ -39,7 +39,7 @@ impl<'p, 'a> FnLower<'p, 'a> {
 
     pub fn error(&mut self, mut d: Diagnostic) -> Val {
         if let Some(site) = self.call_site {
-            if d.labels.iter().all(|l| l.span != site) {
+            if d.span != site && d.labels.iter().all(|l| l.span != site) {
                 d = d.with_secondary(site, "in this call of the helper");
             }
         }
@@ -308,8 +308,9 @@ impl<'p, 'a> FnLower<'p, 'a> {
             );
             return false;
         }
-        let n: u64 = shape.iter().map(|&d| d as u64).product();
-        if n > MAX_BLOCK_ELEMS {
+        // At most 4 dims (checked above) of at most 32 bits each: the product fits in u128.
+        let n: u128 = shape.iter().map(|&d| d as u128).product();
+        if n > MAX_BLOCK_ELEMS as u128 {
             self.error(
                 Diagnostic::error(
                     "E0409",

@@ -120,9 +120,10 @@ pub fn collect_items<'a>(
                         name.span,
                     )
                     .with_label("builtin name")
-                    .with_help("rename this function"),
+                    .with_help("rename it"),
                 );
-                continue;
+                // Still registered (below), so that calls of it do not report follow-on errors
+                // against the builtin's signature.
             }
             if let Some(prev) = first_span.get(&name.name) {
                 diags.push(
@@ -137,9 +138,37 @@ pub fn collect_items<'a>(
                 );
                 continue;
             }
+            if let ast::Item::Func(f) = item {
+                check_param_names(f, diags);
+            }
             first_span.insert(name.name.clone(), name.span);
             items.insert(name.name.clone(), item_ref);
         }
     }
     items
+}
+
+/// Reports parameters (compile-time ones included) that share a name: every parameter becomes a
+/// named value of the function, so one would silently hide the other.
+fn check_param_names(f: &ast::FuncDecl, diags: &mut Diagnostics) {
+    let names = f.const_params.iter().map(|p| &p.name).chain(f.params.iter().map(|p| &p.name));
+    let mut seen: Vec<&ast::Ident> = Vec::new();
+    for name in names {
+        match seen.iter().find(|s| s.name == name.name) {
+            Some(first) => diags.push(
+                Diagnostic::error(
+                    "E0303",
+                    format!(
+                        "`{}` is declared twice in the parameters of `{}`",
+                        name.name, f.name.name
+                    ),
+                    name.span,
+                )
+                .with_label("second declaration")
+                .with_secondary(first.span, "first declared here")
+                .with_help("give each parameter its own name"),
+            ),
+            None => seen.push(name),
+        }
+    }
 }

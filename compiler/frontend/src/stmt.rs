@@ -5,7 +5,7 @@
 //! carries it as an iteration argument or an `if` result, so the IR stays purely functional.
 
 use crate::lower::{Binding, FnLower};
-use crate::val::{Strength, Val};
+use crate::val::{broadcast_shapes, promote, Strength, Val};
 use tk_diag::{Diagnostic, Span};
 use tk_ir::{ConstValue, DType, Op, Type, Value};
 use tk_syntax::ast::{self, Block, Pattern, Stmt, StmtKind};
@@ -15,10 +15,22 @@ const MAX_UNROLL: i64 = 4096;
 
 impl FnLower<'_, '_> {
     /// Lowers a block's statements and returns its value: the tail expression, or the value of a
-    /// final `return`, or `Unit`.
+    /// final `return`, or of a final `if`/`else` whose branches end in values (as in Rust, the
+    /// parser reads an `if` that starts a statement as a statement), or `Unit`.
     pub fn lower_block_value(&mut self, b: &Block) -> Val {
+        self.lower_block(b, true)
+    }
+
+    fn lower_block(&mut self, b: &Block, want_value: bool) -> Val {
         let n = b.stmts.len();
         for (i, s) in b.stmts.iter().enumerate() {
+            if let (true, true, StmtKind::If { cond, then_block, else_block: Some(e) }) =
+                (want_value, i + 1 == n && b.tail.is_none(), &s.kind)
+            {
+                if ends_in_value(then_block) && ends_in_value(e) {
+                    return self.lower_if(cond, then_block, Some(e), true, s.span);
+                }
+            }
             if let StmtKind::Return(e) = &s.kind {
                 if i + 1 != n || b.tail.is_some() {
                     let d = Diagnostic::error(
@@ -49,7 +61,7 @@ impl FnLower<'_, '_> {
             StmtKind::Let { mutable, pattern, ty, value } => {
                 self.lower_let(*mutable, pattern, ty.as_ref(), value, s.span)
             }
-            StmtKind::Assign { target, op, value } => self.lower_assign(target, *op, value, s.span),
+            StmtKind::Assign { target, op, value } => self.lower_assign(target, *op, value),
             StmtKind::Expr(e) => {
                 self.lower_expr(e);
             }
@@ -61,7 +73,7 @@ impl FnLower<'_, '_> {
                 }
             }
             StmtKind::If { cond, then_block, else_block } => {
-                self.lower_if_stmt(cond, then_block, else_block.as_ref(), s.span)
+                self.lower_if(cond, then_block, else_block.as_ref(), false, s.span);
             }
             StmtKind::Return(_) => {
                 let d = Diagnostic::error(
@@ -110,9 +122,18 @@ impl FnLower<'_, '_> {
                 self.bind_val(id, v, mutable);
             }
             Pattern::Tuple(ids) => {
+                let pattern_span = match (ids.first(), ids.last()) {
+                    (Some(a), Some(b)) => a.span.to(b.span),
+                    _ => span,
+                };
                 if mutable {
-                    let d = Diagnostic::error("E0603", "`let mut` binds one name at a time", span)
-                        .with_help("write `let (a, b) = ...;` then `let mut x = a;`");
+                    let d = Diagnostic::error(
+                        "E0603",
+                        "`let mut` binds one name at a time",
+                        pattern_span,
+                    )
+                    .with_label("several names")
+                    .with_help("write `let (a, b) = ...;` then `let mut x = a;`");
                     self.error(d);
                 }
                 match v {
@@ -134,8 +155,10 @@ impl FnLower<'_, '_> {
                                 ids.len(),
                                 self.describe(&other)
                             ),
-                            span,
-                        );
+                            pattern_span,
+                        )
+                        .with_label(format!("{} names", ids.len()))
+                        .with_secondary(value.span, self.describe(&other));
                         self.error(d);
                         for id in ids {
                             self.bind_val(id, Val::Error, false);
@@ -217,13 +240,7 @@ impl FnLower<'_, '_> {
         }
     }
 
-    fn lower_assign(
-        &mut self,
-        target: &ast::Ident,
-        op: Option<ast::BinOp>,
-        value: &ast::Expr,
-        span: Span,
-    ) {
+    fn lower_assign(&mut self, target: &ast::Ident, op: Option<ast::BinOp>, value: &ast::Expr) {
         let Some(b) = self.lookup(&target.name).cloned() else {
             let v = self.lower_expr(value);
             let _ = v;
@@ -251,7 +268,11 @@ impl FnLower<'_, '_> {
         }
         let rhs = self.lower_expr(value);
         let new = match op {
-            Some(op) => self.lower_binary(op, b.val.clone(), rhs, span, target.span, value.span),
+            Some(op) => {
+                // The operation is `target op value`: point there, not at the whole statement.
+                let op_span = target.span.to(value.span);
+                self.lower_binary(op, b.val.clone(), rhs, op_span, target.span, value.span)
+            }
             None => rhs,
         };
         if new.is_error() || b.val.is_error() {
@@ -440,7 +461,7 @@ impl FnLower<'_, '_> {
 
     /// Statements of a block whose value is not used (loop bodies, `if` statements).
     fn lower_block_stmts(&mut self, b: &Block) {
-        let v = self.lower_block_value(b);
+        let v = self.lower_block(b, false);
         if let (Some(tail), false) = (&b.tail, v.is_error() || matches!(v, Val::Unit)) {
             let d = Diagnostic::warning(
                 "W0601",
@@ -484,19 +505,22 @@ impl FnLower<'_, '_> {
             self.error(d);
             return;
         }
-        let trips = if h > l { (h - l + s - 1) / s } else { 0 };
-        if trips > MAX_UNROLL {
+        // Arbitrary i64 bounds: `h - l + s - 1` needs i128.
+        let trips = if h > l { (h as i128 - l as i128 + s as i128 - 1) / s as i128 } else { 0 };
+        if trips > MAX_UNROLL as i128 {
+            let bounds = lo.span.to(step.map(|e| e.span).unwrap_or(hi.span));
             let d = Diagnostic::error(
                 "E0611",
                 format!("`static_range` would unroll {trips} iterations (limit {MAX_UNROLL})"),
-                span,
+                bounds,
             )
+            .with_label(format!("{trips} iterations"))
             .with_help("use `range(...)` for a run-time loop");
             self.error(d);
             return;
         }
         let mut i = l;
-        while i < h {
+        for _ in 0..trips {
             self.with_scope(|this| {
                 this.bind(
                     &var.name,
@@ -512,28 +536,36 @@ impl FnLower<'_, '_> {
                 );
                 this.lower_block_stmts(body);
             });
-            i += s;
+            // The step after the last iteration may leave the i64 range; `i` is not read again.
+            i = i.wrapping_add(s);
         }
     }
 
-    fn lower_if_stmt(
+    /// An `if` as a statement (`want_value` false: branch values are discarded) or as an
+    /// expression (both branches give a value of one type, or both give nothing). Outer `let mut`
+    /// variables assigned in either branch leave the `if` as extra results.
+    pub fn lower_if(
         &mut self,
         cond: &ast::Expr,
         then_b: &Block,
         else_b: Option<&Block>,
+        want_value: bool,
         span: Span,
-    ) {
+    ) -> Val {
         let c = self.lower_expr(cond);
         if let Val::Const { value: ConstValue::Bool(b), .. } = c {
             // Compile-time condition: only the taken branch exists.
-            if b {
-                self.with_scope(|this| this.lower_block_stmts(then_b));
-            } else if let Some(e) = else_b {
-                self.with_scope(|this| this.lower_block_stmts(e));
-            }
-            return;
+            let taken = if b { Some(then_b) } else { else_b };
+            return match taken {
+                Some(blk) if want_value => self.with_scope(|this| this.lower_block_value(blk)),
+                Some(blk) => {
+                    self.with_scope(|this| this.lower_block_stmts(blk));
+                    Val::Unit
+                }
+                None => Val::Unit,
+            };
         }
-        let Some(cv) = self.scalar_condition(&c, cond.span) else { return };
+        let Some(cv) = self.scalar_condition(&c, cond.span) else { return Val::Error };
         let mut carried = self.assigned_outer_vars(then_b);
         if let Some(e) = else_b {
             for n in self.assigned_outer_vars(e) {
@@ -550,61 +582,215 @@ impl FnLower<'_, '_> {
                 before.push(v.clone());
             }
         }
+        let branch = |this: &mut Self, b: Option<&Block>| -> Val {
+            match b {
+                Some(b) if want_value => this.with_scope(|this| this.lower_block_value(b)),
+                Some(b) => {
+                    this.with_scope(|this| this.lower_block_stmts(b));
+                    Val::Unit
+                }
+                None => Val::Unit,
+            }
+        };
         let then_r = self.func.new_region(&[]);
         let else_r = self.func.new_region(&[]);
-        let then_vals = self.in_region(then_r, |this| {
-            this.with_scope(|this| this.lower_block_stmts(then_b));
-            this.current_values(&carried, &types, span)
+        let (tv, then_vals) = self.in_region(then_r, |this| {
+            let v = branch(this, Some(then_b));
+            (v, this.current_values(&carried, &types, span))
         });
         for (n, v) in carried.iter().zip(&before) {
             self.rebind(n, v.clone());
         }
-        let else_vals = self.in_region(else_r, |this| {
-            if let Some(e) = else_b {
-                this.with_scope(|this| this.lower_block_stmts(e));
-            }
-            this.current_values(&carried, &types, span)
+        let (ev, else_vals) = self.in_region(else_r, |this| {
+            let v = branch(this, else_b);
+            (v, this.current_values(&carried, &types, span))
         });
-        let (Some(tv), Some(ev)) = (then_vals, else_vals) else {
+        // The branches' values, converted to one type inside their regions.
+        let value = match (&then_vals, &else_vals) {
+            (Some(_), Some(_)) if want_value => {
+                let else_span = else_b.map(|b| b.span).unwrap_or(span);
+                self.unify_branches(tv, ev, then_r, else_r, then_b.span, else_span, span)
+            }
+            (Some(_), Some(_)) => Some(None),
+            _ => None,
+        };
+        let (Some(value), Some(mut tvals), Some(mut evals)) = (value, then_vals, else_vals) else {
+            // The regions are abandoned: values assigned in them must not escape.
             for n in &carried {
                 self.rebind(n, Val::Error);
             }
-            return;
+            return Val::Error;
         };
-        self.in_region(then_r, |this| this.emit(Op::Yield { values: tv }, &[], then_b.span));
+        let mut result_types = types.clone();
+        if let Some((t, e, ty, _)) = &value {
+            tvals.insert(0, *t);
+            evals.insert(0, *e);
+            result_types.insert(0, self.intern(ty.clone()));
+        }
+        self.in_region(then_r, |this| this.emit(Op::Yield { values: tvals }, &[], then_b.span));
         self.in_region(else_r, |this| {
-            this.emit(Op::Yield { values: ev }, &[], else_b.map(|b| b.span).unwrap_or(span))
+            this.emit(Op::Yield { values: evals }, &[], else_b.map(|b| b.span).unwrap_or(span))
         });
         let id = self.func.append_op(
             self.region,
             Op::If { cond: cv, then_body: then_r, else_body: else_r },
-            &types,
+            &result_types,
             span,
         );
         let results = self.func.op(id).results.clone();
+        let offset = usize::from(value.is_some());
         for (i, n) in carried.iter().enumerate() {
-            self.rebind(n, Val::Ir { value: results[i], ty: types[i], strength: Strength::Strong });
+            let v =
+                Val::Ir { value: results[i + offset], ty: types[i], strength: Strength::Strong };
+            self.rebind(n, v);
         }
+        match value {
+            Some((_, _, ty, strength)) => self.ir(results[0], ty, strength),
+            None => Val::Unit,
+        }
+    }
+
+    /// The values of the two branches of an `if` expression as one type: `Some(None)` when both
+    /// give nothing, `Some(Some((then value, else value, type, strength)))` when both give values
+    /// that convert to one type (the conversions are emitted in each branch's region), `None`
+    /// after an error.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn unify_branches(
+        &mut self,
+        tv: Val,
+        ev: Val,
+        then_r: tk_ir::RegionId,
+        else_r: tk_ir::RegionId,
+        then_span: Span,
+        else_span: Span,
+        span: Span,
+    ) -> Option<Option<(Value, Value, Type, Strength)>> {
+        if tv.is_error() || ev.is_error() {
+            return None;
+        }
+        if matches!((&tv, &ev), (Val::Unit, Val::Unit)) {
+            return Some(None);
+        }
+        let (Some(tw), Some(ew)) = (self.view(&tv), self.view(&ev)) else {
+            let d = Diagnostic::error(
+                "E0428",
+                format!(
+                    "both branches of an `if` expression must produce one value, but they give {} and {}",
+                    self.describe(&tv),
+                    self.describe(&ev)
+                ),
+                span,
+            )
+            .with_secondary(then_span, "`then` branch")
+            .with_secondary(else_span, "`else` branch");
+            self.error(d);
+            return None;
+        };
+        // Like an assignment, no implicit conversion between strong dtypes; literals adapt.
+        let strong_mismatch = tw.strength == Strength::Strong
+            && ew.strength == Strength::Strong
+            && tw.elem != ew.elem;
+        let promoted = promote(
+            tw.dtype().unwrap_or(DType::I32),
+            tw.strength,
+            ew.dtype().unwrap_or(DType::I32),
+            ew.strength,
+        );
+        let shape = broadcast_shapes(&tw.shape, &ew.shape);
+        let (Ok((dt, strength)), false, true, Some(shape)) =
+            (promoted, strong_mismatch, tw.elem.is_ptr() == ew.elem.is_ptr(), shape)
+        else {
+            let d = Diagnostic::error(
+                "E0429",
+                format!(
+                    "`if` branches have different types: `{}` and `{}`",
+                    tw.to_type(),
+                    ew.to_type()
+                ),
+                span,
+            )
+            .with_secondary(then_span, format!("`{}`", tw.to_type()))
+            .with_secondary(else_span, format!("`{}`", ew.to_type()))
+            .with_help("convert one branch with `as`, or broadcast it with `broadcast_to`");
+            self.error(d);
+            return None;
+        };
+        let elem = if tw.elem.is_ptr() { tw.elem } else { tk_ir::Elem::Scalar(dt) };
+        let target = Type { elem, shape };
+        let t =
+            self.in_region(then_r, |this| this.coerce(tv, &target, then_span, "the `then` value"));
+        let e =
+            self.in_region(else_r, |this| this.coerce(ev, &target, else_span, "the `else` value"));
+        Some(Some((t?, e?, target, strength)))
     }
 }
 
-/// Every assignment target inside a block, including nested loops and branches.
+/// Whether a block ends in a value: a tail expression, or an `if`/`else` statement whose branches
+/// both end in values (`else if` chains included).
+fn ends_in_value(b: &Block) -> bool {
+    if b.tail.is_some() {
+        return true;
+    }
+    match b.stmts.last().map(|s| &s.kind) {
+        Some(StmtKind::If { then_block, else_block: Some(e), .. }) => {
+            ends_in_value(then_block) && ends_in_value(e)
+        }
+        _ => false,
+    }
+}
+
+/// Every assignment target inside a block, including nested loops and branches, and the blocks
+/// of `if` expressions anywhere in its expressions. (The AST depth is bounded by the parser, so
+/// the recursion is too.)
 fn collect_assigned(b: &Block, out: &mut Vec<String>) {
     for s in &b.stmts {
         match &s.kind {
-            StmtKind::Assign { target, .. } => {
+            StmtKind::Assign { target, value, .. } => {
                 if !out.contains(&target.name) {
                     out.push(target.name.clone());
                 }
+                collect_assigned_expr(value, out);
             }
-            StmtKind::For { body, .. } => collect_assigned(body, out),
-            StmtKind::If { then_block, else_block, .. } => {
+            StmtKind::For { lo, hi, step, body, .. } => {
+                collect_assigned_expr(lo, out);
+                collect_assigned_expr(hi, out);
+                if let Some(st) = step {
+                    collect_assigned_expr(st, out);
+                }
+                collect_assigned(body, out);
+            }
+            StmtKind::If { cond, then_block, else_block } => {
+                collect_assigned_expr(cond, out);
                 collect_assigned(then_block, out);
                 if let Some(e) = else_block {
                     collect_assigned(e, out);
                 }
             }
-            _ => {}
+            StmtKind::Let { value, .. } => collect_assigned_expr(value, out),
+            StmtKind::Expr(e) | StmtKind::Return(Some(e)) => collect_assigned_expr(e, out),
+            StmtKind::Return(None) => {}
+        }
+    }
+    if let Some(t) = &b.tail {
+        collect_assigned_expr(t, out);
+    }
+}
+
+fn collect_assigned_expr(e: &ast::Expr, out: &mut Vec<String>) {
+    use ast::ExprKind as K;
+    match &e.kind {
+        K::Int(_) | K::Float(_) | K::Bool(_) | K::Str(_) | K::Name(_) => {}
+        K::Unary(_, x) | K::Index(x, _) | K::Cast(x, _) => collect_assigned_expr(x, out),
+        K::Binary(_, a, b) => {
+            collect_assigned_expr(a, out);
+            collect_assigned_expr(b, out);
+        }
+        K::Call(_, args) => args.iter().for_each(|a| collect_assigned_expr(&a.value, out)),
+        K::List(xs) | K::Tuple(xs) => xs.iter().for_each(|x| collect_assigned_expr(x, out)),
+        K::If(c, t, f) => {
+            collect_assigned_expr(c, out);
+            collect_assigned(t, out);
+            collect_assigned(f, out);
         }
     }
 }
