@@ -536,3 +536,398 @@ fn casts_select_and_constants() {
     assert_eq!(ccd(&t, sel), (vec![64], vec![16], vec![1]));
     assert_eq!(info(&t, sc).constancy, vec![64]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Soundness on random programs: every claim must hold for concrete executions
+// ---------------------------------------------------------------------------------------------
+
+mod random {
+    use super::*;
+    use std::collections::HashMap;
+    use tk_ir::eval;
+
+    /// xorshift64*: a dependency-free, seeded generator.
+    pub struct Rng(pub u64);
+
+    impl Rng {
+        pub fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        pub fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        pub fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+            xs[self.below(xs.len())]
+        }
+        pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
+            lo + (self.next() % (hi - lo + 1) as u64) as i64
+        }
+    }
+
+    /// Facts the runtime would guarantee for each parameter of a generated kernel.
+    #[derive(Clone, Copy, Debug)]
+    pub enum ParamKind {
+        /// A pointer aligned to this many bytes.
+        Ptr(u64),
+        /// An i32 divisible by the first number, non-negative if the flag is set.
+        Int(u64, bool),
+    }
+
+    /// A random kernel computing i32 index blocks and f32 pointer blocks of one shape.
+    pub fn program(rng: &mut Rng) -> (Module, Vec<ParamKind>, ParamHints) {
+        let shape: Vec<u32> = match rng.below(3) {
+            0 => vec![rng.pick(&[1, 4, 6, 8, 16, 160])],
+            _ => vec![rng.pick(&[1, 2, 3, 4]), rng.pick(&[1, 4, 6, 8])],
+        };
+        let mut b = B::new();
+        let it = b.t(DType::I32, &[]);
+        let pf = b.pt(DType::F32, &[]);
+        let bt = b.t(DType::I32, &shape);
+        let mut kinds = Vec::new();
+        let mut hints = ParamHints::none();
+        let mut ptrs = Vec::new();
+        let mut scalars = Vec::new();
+        for i in 0..4u32 {
+            if i == 0 || rng.below(3) == 0 {
+                let align = rng.pick(&[16, 16, 32, 4]);
+                if align != 16 {
+                    hints = hints.with_divisibility(i, align);
+                }
+                ptrs.push(b.param(&format!("p{i}"), pf));
+                kinds.push(ParamKind::Ptr(align));
+            } else {
+                let div = rng.pick(&[1, 1, 2, 16]);
+                let nn = rng.below(2) == 0;
+                if div != 1 {
+                    hints = hints.with_divisibility(i, div);
+                }
+                if nn {
+                    hints = hints.with_non_negative(i);
+                }
+                scalars.push(b.param(&format!("s{i}"), it));
+                kinds.push(ParamKind::Int(div, nn));
+            }
+        }
+        let pi = b.pt(DType::I32, &[]);
+        let idxp = b.param("idx", pi);
+        kinds.push(ParamKind::Ptr(16));
+        let body = b.body();
+        let pid = b.pid(body);
+        scalars.push(pid);
+        for c in [0, 1, 4, 16, 160, 7, -8, 3] {
+            scalars.push(b.int(body, DType::I32, c));
+        }
+        let mut blocks: Vec<Value> = Vec::new();
+        let mut pblocks: Vec<Value> = Vec::new();
+        let full = |b: &mut B, v: Value, shape: &[u32]| {
+            if b.m.ty(b.f.value_type(v)).shape == shape {
+                v
+            } else {
+                b.broadcast(body, v, shape)
+            }
+        };
+        for _ in 0..16 {
+            let choice = rng.below(12);
+            let v = match choice {
+                0 | 1 => {
+                    // arange along one dimension, broadcast to the full shape
+                    let d = rng.below(shape.len());
+                    let start = rng.pick(&[0, 0, 4, 3, -4]);
+                    let ar = b.arange(body, start, start + shape[d] as i64);
+                    let mut v = ar;
+                    if shape.len() == 2 {
+                        v = b.expand(body, v, if d == 0 { 1 } else { 0 });
+                    }
+                    full(&mut b, v, &shape)
+                }
+                2 | 3 => {
+                    let s = rng.pick(&scalars);
+                    let s = if rng.below(3) == 0 {
+                        let k = rng.pick(&scalars);
+                        b.bin(body, BinaryOp::Mul, s, k)
+                    } else {
+                        s
+                    };
+                    b.splat(body, s, &shape)
+                }
+                4 if !blocks.is_empty() => {
+                    // Data loaded through a gathered *i32 block: unknown values.
+                    let o = rng.pick(&blocks);
+                    let sp = b.splat(body, idxp, &shape);
+                    let p = b.addptr(body, sp, o);
+                    b.load(body, p, None)
+                }
+                5..=8 if !blocks.is_empty() => {
+                    let op = rng.pick(&BinaryOp::ALL);
+                    let x = rng.pick(&blocks);
+                    let y = rng.pick(&blocks);
+                    b.bin(body, op, x, y)
+                }
+                9 if !blocks.is_empty() => {
+                    let x = rng.pick(&blocks);
+                    let y = rng.pick(&blocks);
+                    let c = b.cmp(body, rng.pick(&CmpPred::ALL), x, y);
+                    b.op(body, Op::Select { cond: c, on_true: x, on_false: y }, bt)
+                }
+                10 if !blocks.is_empty() => {
+                    let x = rng.pick(&blocks);
+                    let to = rng.pick(&[DType::I64, DType::I8, DType::U32, DType::U8, DType::I16]);
+                    let tt = b.t(to, &shape);
+                    let c = b.op(body, Op::Cast { value: x }, tt);
+                    b.op(body, Op::Cast { value: c }, bt)
+                }
+                11 if !blocks.is_empty() && shape.len() == 2 => {
+                    let x = rng.pick(&blocks);
+                    let tt = b.t(DType::I32, &[shape[1], shape[0]]);
+                    let p = b.op(body, Op::Permute { value: x, perm: vec![1, 0] }, tt);
+                    if rng.below(2) == 0 {
+                        b.op(body, Op::Permute { value: p, perm: vec![1, 0] }, bt)
+                    } else {
+                        let flat = b.t(DType::I32, &[shape[0] * shape[1]]);
+                        let r = b.op(body, Op::Reshape { value: p }, flat);
+                        b.op(body, Op::Reshape { value: r }, bt)
+                    }
+                }
+                _ => {
+                    // A pointer block: a pointer (param or earlier block) plus an offset block.
+                    let Some(&o) = blocks.last() else { continue };
+                    let p = if pblocks.is_empty() || rng.below(2) == 0 {
+                        let p = rng.pick(&ptrs);
+                        b.splat(body, p, &shape)
+                    } else {
+                        rng.pick(&pblocks)
+                    };
+                    let q = b.addptr(body, p, o);
+                    pblocks.push(q);
+                    continue;
+                }
+            };
+            blocks.push(v);
+        }
+        let (m, _) = b.run(&hints);
+        (m, kinds, hints)
+    }
+
+    /// Concrete lanes of every value (row-major), `None` if the run hit a run-time error.
+    pub fn execute(
+        m: &Module,
+        kinds: &[ParamKind],
+        rng: &mut Rng,
+    ) -> Option<HashMap<Value, Vec<ConstValue>>> {
+        let f = &m.functions[0];
+        let mut vals: HashMap<Value, Vec<ConstValue>> = HashMap::new();
+        for (p, k) in f.params.iter().zip(kinds) {
+            let v = match *k {
+                ParamKind::Ptr(align) => rng.range(1, 1000) * align as i64,
+                ParamKind::Int(div, nn) => {
+                    let lo = if nn { 0 } else { -50 };
+                    rng.range(lo, 50) * div as i64
+                }
+            };
+            vals.insert(p.value, vec![ConstValue::Int(v)]);
+        }
+        let pid = rng.range(0, 9);
+        let ty = |v: Value| m.ty(f.value_type(v)).clone();
+        let dt = |v: Value| ty(v).elem.dtype();
+        for id in f.walk() {
+            let od = f.op(id);
+            let Some(&r) = od.results.first() else { continue };
+            let rt = ty(r);
+            let numel = rt.numel() as usize;
+            let get = |v: Value| vals[&v].clone();
+            let at = |x: &Vec<ConstValue>, i: usize| if x.len() == 1 { x[0] } else { x[i] };
+            let lanes: Vec<ConstValue> = match &od.op {
+                Op::Const { value } => vec![*value],
+                Op::ProgramId { .. } => vec![ConstValue::Int(pid)],
+                Op::Arange { start, end } => (*start..*end).map(ConstValue::Int).collect(),
+                Op::Splat { value } => vec![get(*value)[0]; numel],
+                Op::ExpandDims { value, .. } | Op::Reshape { value } => get(*value),
+                Op::Broadcast { value } => {
+                    let (x, os) = (get(*value), ty(*value).shape);
+                    (0..numel)
+                        .map(|i| {
+                            let idx = unflatten(i, &rt.shape);
+                            let src: Vec<u32> = idx
+                                .iter()
+                                .zip(&os)
+                                .map(|(&k, &s)| if s == 1 { 0 } else { k })
+                                .collect();
+                            x[flatten(&src, &os)]
+                        })
+                        .collect()
+                }
+                Op::Permute { value, perm } => {
+                    let (x, os) = (get(*value), ty(*value).shape);
+                    (0..numel)
+                        .map(|i| {
+                            let idx = unflatten(i, &rt.shape);
+                            let mut src = vec![0; os.len()];
+                            for (d, &p) in perm.iter().enumerate() {
+                                src[p as usize] = idx[d];
+                            }
+                            x[flatten(&src, &os)]
+                        })
+                        .collect()
+                }
+                Op::Binary { op, lhs, rhs } => {
+                    let (x, y, d) = (get(*lhs), get(*rhs), dt(*lhs)?);
+                    let mut out = Vec::with_capacity(numel);
+                    for i in 0..numel {
+                        out.push(eval::binary(*op, d, at(&x, i), at(&y, i)).ok()?);
+                    }
+                    out
+                }
+                Op::Cmp { pred, lhs, rhs } => {
+                    let (x, y, d) = (get(*lhs), get(*rhs), dt(*lhs)?);
+                    let mut out = Vec::with_capacity(numel);
+                    for i in 0..numel {
+                        out.push(ConstValue::Bool(eval::cmp(*pred, d, at(&x, i), at(&y, i)).ok()?));
+                    }
+                    out
+                }
+                Op::Select { cond, on_true, on_false } => {
+                    let (c, x, y) = (get(*cond), get(*on_true), get(*on_false));
+                    (0..numel)
+                        .map(|i| {
+                            if at(&c, i) == ConstValue::Bool(true) {
+                                at(&x, i)
+                            } else {
+                                at(&y, i)
+                            }
+                        })
+                        .collect()
+                }
+                Op::Cast { value } => {
+                    let (from, to) = (dt(*value)?, rt.elem.dtype()?);
+                    get(*value).iter().map(|&c| eval::cast(from, to, c)).collect()
+                }
+                Op::AddPtr { ptr, offset } => {
+                    let Elem::Ptr(pd) = rt.elem else { return None };
+                    let (p, o, od_) = (get(*ptr), get(*offset), dt(*offset)?);
+                    (0..numel)
+                        .map(|i| {
+                            let ConstValue::Int(base) = at(&p, i) else { unreachable!() };
+                            let ConstValue::Int(off) = at(&o, i) else { unreachable!() };
+                            let off = eval::int_value(od_, off) as i64;
+                            ConstValue::Int(base + off * pd.size_bytes() as i64)
+                        })
+                        .collect()
+                }
+                Op::Load { .. } => {
+                    (0..numel).map(|_| ConstValue::Int(rng.range(-20, 20))).collect()
+                }
+                other => panic!("unexpected {other:?}"),
+            };
+            vals.insert(r, lanes);
+        }
+        Some(vals)
+    }
+
+    pub fn unflatten(mut i: usize, shape: &[u32]) -> Vec<u32> {
+        let mut idx = vec![0; shape.len()];
+        for d in (0..shape.len()).rev() {
+            idx[d] = (i % shape[d] as usize) as u32;
+            i /= shape[d] as usize;
+        }
+        idx
+    }
+
+    pub fn flatten(idx: &[u32], shape: &[u32]) -> usize {
+        idx.iter().zip(shape).fold(0, |acc, (&k, &s)| acc * s as usize + k as usize)
+    }
+
+    /// `x` is a multiple of `m` (written out: `is_multiple_of` is newer than the MSRV).
+    fn multiple(x: usize, m: usize) -> bool {
+        x / m * m == x
+    }
+
+    /// Checks every claim of `info` against the concrete `lanes` of a value of type `t`.
+    pub fn check(info: &AxisInfo, t: &Type, lanes: &[ConstValue]) -> Result<(), String> {
+        let num = |c: ConstValue| -> i128 {
+            match (c, t.elem) {
+                (ConstValue::Int(i), Elem::Scalar(d)) => eval::int_value(d, i),
+                (ConstValue::Int(i), Elem::Ptr(_)) => i as i128,
+                (ConstValue::Bool(b), _) => b as i128,
+                (ConstValue::Float(_), _) => 0,
+            }
+        };
+        let step = match t.elem {
+            Elem::Ptr(d) => d.size_bytes() as i128,
+            _ => 1,
+        };
+        let is_float = matches!(t.elem, Elem::Scalar(d) if d.is_float());
+        let shape: Vec<u32> = if t.shape.is_empty() { vec![1] } else { t.shape.clone() };
+        if let Some(c) = info.constant {
+            if lanes.iter().any(|&l| num(l) != c as i128) {
+                return Err(format!("constant {c} but lanes {lanes:?}"));
+            }
+        }
+        if info.non_negative && !is_float && lanes.iter().any(|&l| num(l) < 0) {
+            return Err("claimed non-negative".into());
+        }
+        for d in 0..shape.len() {
+            let (c, k, p) =
+                (info.contiguity[d] as usize, info.constancy[d] as usize, info.divisibility[d]);
+            if !multiple(shape[d] as usize, c)
+                || !multiple(shape[d] as usize, k)
+                || !p.is_power_of_two()
+            {
+                return Err(format!("dim {d}: c {c}, k {k}, p {p} do not fit {shape:?}"));
+            }
+            for i in 0..lanes.len() {
+                let idx = unflatten(i, &shape);
+                let pos = idx[d] as usize;
+                let v = num(lanes[i]);
+                if !multiple(pos, c) {
+                    let mut prev = idx.clone();
+                    prev[d] -= 1;
+                    let pv = num(lanes[flatten(&prev, &shape)]);
+                    if v != pv + step {
+                        return Err(format!("dim {d}: contiguity {c} broken at {idx:?}"));
+                    }
+                } else if !is_float && v.rem_euclid(p as i128) != 0 {
+                    return Err(format!("dim {d}: {v} at {idx:?} not divisible by {p}"));
+                }
+                if !multiple(pos, k) {
+                    let mut prev = idx.clone();
+                    prev[d] -= 1;
+                    if lanes[flatten(&prev, &shape)].bits() != lanes[i].bits() {
+                        return Err(format!("dim {d}: constancy {k} broken at {idx:?}"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn analysis_claims_hold_on_random_programs() {
+    let mut rng = random::Rng(0xD1B5_4A32_D192_ED03);
+    let mut checked = 0;
+    let mut nontrivial = 0;
+    for case in 0..1500 {
+        let (m, kinds, hints) = random::program(&mut rng);
+        let f = &m.functions[0];
+        let table = analyze(&m, f, &hints);
+        for _ in 0..6 {
+            let Some(vals) = random::execute(&m, &kinds, &mut rng) else { continue };
+            for (&v, lanes) in &vals {
+                let i = table.get(v).expect("every value is analysed");
+                let t = m.ty(f.value_type(v));
+                if let Err(e) = random::check(i, t, lanes) {
+                    panic!("case {case}: value {v:?}: {e}\ninfo {i:?}\nlanes {lanes:?}\n{f:#?}");
+                }
+                checked += 1;
+                if i.contiguity.iter().any(|&c| c > 1) || i.divisibility.iter().any(|&p| p > 1) {
+                    nontrivial += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 50_000, "{checked}");
+    assert!(nontrivial > checked / 4, "{nontrivial} of {checked}");
+}
