@@ -74,6 +74,18 @@ pub enum RuntimeError {
     BadGrid {
         reason: String,
     },
+    /// A program stopped early: a failed `device_assert`, a bad loop step, a division fault.
+    KernelTrap {
+        kernel: String,
+        program: [u32; 3],
+        message: String,
+    },
+    /// A kernel needs more stack per program than the worker threads have.
+    StackTooSmall {
+        kernel: String,
+        needed: u64,
+        available: u64,
+    },
 }
 
 impl fmt::Display for RuntimeError {
@@ -95,6 +107,8 @@ impl fmt::Display for RuntimeError {
             NullPointer { kernel, param } => write!(f, "kernel `{kernel}`: parameter `{param}` got a null pointer"),
             ReadOnlyBuffer { kernel, param } => write!(f, "kernel `{kernel}` writes through `{param}`, so it must be passed with `Arg::slice_mut`"),
             BadGrid { reason } => write!(f, "bad grid: {reason}"),
+            KernelTrap { kernel, program, message } => write!(f, "kernel `{kernel}` stopped in program {program:?}: {message}"),
+            StackTooSmall { kernel, needed, available } => write!(f, "kernel `{kernel}` needs {needed} bytes of stack per program but worker threads have {available}; set TK_STACK_MB higher or use smaller blocks"),
         }
     }
 }

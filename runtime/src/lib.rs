@@ -33,7 +33,12 @@ use std::sync::Arc;
 pub struct Runtime {
     device: Device,
     pool: Arc<rayon::ThreadPool>,
+    stack_bytes: u64,
 }
+
+/// Stack of each CPU worker thread: block values of compiled kernels live on the stack, and the
+/// memory is only reserved, not touched, until used.
+const DEFAULT_STACK_MB: usize = 64;
 
 impl Runtime {
     /// Detects the device (see [`device::detect`]); CPU threads: `TK_NUM_THREADS` or all cores.
@@ -56,12 +61,17 @@ impl Runtime {
                 device.name()
             )));
         }
+        let stack_mb = std::env::var("TK_STACK_MB")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(DEFAULT_STACK_MB);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
+            .stack_size(stack_mb << 20)
             .thread_name(|i| format!("tk-cpu-{i}"))
             .build()
             .map_err(|e| RuntimeError::Unsupported(format!("cannot start CPU threads: {e}")))?;
-        Ok(Runtime { device, pool: Arc::new(pool) })
+        Ok(Runtime { device, pool: Arc::new(pool), stack_bytes: (stack_mb as u64) << 20 })
     }
 
     pub fn device(&self) -> Device {
@@ -121,6 +131,14 @@ impl Runtime {
         let lib = Arc::new(cpu::CpuLibrary::open(&lib_path)?);
         let mut kernels = Vec::new();
         for k in &m.kernels {
+            // Headroom for the C library calls a kernel makes.
+            if k.stack_bytes + (1 << 20) > self.stack_bytes {
+                return Err(RuntimeError::StackTooSmall {
+                    kernel: k.name.clone(),
+                    needed: k.stack_bytes,
+                    available: self.stack_bytes,
+                });
+            }
             let f = lib.symbol(&k.symbol, &lib_path)?;
             kernels.push(Kernel {
                 info: k.clone(),
@@ -201,8 +219,21 @@ impl Kernel {
             });
         }
         let slots = self.check_args(args)?;
-        cpu::launch(&self.pool, self.entry, grid, &slots);
-        Ok(())
+        match cpu::launch(&self.pool, self.entry, grid, &slots) {
+            None => Ok(()),
+            Some(t) => {
+                let message = usize::try_from(t.code - 1)
+                    .ok()
+                    .and_then(|i| self.info.traps.get(i))
+                    .cloned()
+                    .unwrap_or_else(|| format!("unknown trap code {}", t.code));
+                Err(RuntimeError::KernelTrap {
+                    kernel: self.info.name.clone(),
+                    program: t.program,
+                    message,
+                })
+            }
+        }
     }
 
     fn check_args(&self, args: &[Arg<'_>]) -> Result<cpu::ArgSlots, RuntimeError> {

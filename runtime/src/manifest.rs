@@ -118,6 +118,12 @@ pub struct KernelInfo {
     pub constexprs: Vec<(String, String)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch: Option<LaunchInfo>,
+    /// CPU: what a non-zero return code `n` of the entry means (`traps[n - 1]`).
+    #[serde(default)]
+    pub traps: Vec<String>,
+    /// CPU: stack bytes one program may need (block values live on the stack).
+    #[serde(default)]
+    pub stack_bytes: u64,
 }
 
 /// What the artifact was built for.

@@ -12,14 +12,16 @@ use tk_runtime::{Arg, Device, Dtype, ParamKind, Runtime, RuntimeError, TargetKin
 /// `y[i] = x[i] * a` for the BLOCK = 4 elements of program `pid.x`, masked by `i < n`.
 const KERNEL_C: &str = r#"
 #include <stdint.h>
-void tk_scale(void *const *args, const int32_t *pid, const int32_t *npid) {
+int32_t tk_scale(void *const *args, const int32_t *pid, const int32_t *npid) {
     const float *x = *(const float *const *)args[0];
     float *y = *(float *const *)args[1];
     float a = *(const float *)args[2];
     int64_t n = *(const int64_t *)args[3];
     (void)npid;
+    if (a < 0.0f) return 1; /* stands in for a failing device_assert */
     for (int64_t i = (int64_t)pid[0] * 4; i < (int64_t)pid[0] * 4 + 4; i++)
         if (i < n) y[i] = x[i] * a;
+    return 0;
 }
 "#;
 
@@ -56,6 +58,8 @@ fn make_bundle(dir: &Path, kind: TargetKind) {
             ],
             constexprs: vec![("BLOCK".into(), "4".into())],
             launch: None,
+            traps: vec!["device_assert failed: a must not be negative".into()],
+            stack_bytes: 64,
         }],
         files: vec![FileEntry {
             path: "libk.so".into(),
@@ -194,4 +198,20 @@ fn checks_launch_arguments_against_the_manifest() {
         .unwrap_err();
     assert!(matches!(e, RuntimeError::BadGrid { .. }), "{e}");
     assert!(matches!(b.kernel("nope").err().unwrap(), RuntimeError::KernelNotFound { .. }));
+}
+
+#[test]
+fn a_trapping_program_is_reported_with_its_message() {
+    let dir = tempfile::tempdir().unwrap();
+    make_bundle(dir.path(), TargetKind::Cpu);
+    let b = runtime().load(dir.path()).unwrap();
+    let x = vec![1.0f32; 8];
+    let mut y = vec![0.0f32; 8];
+    let e = b
+        .kernel("scale")
+        .unwrap()
+        .launch([2, 1, 1], &[Arg::slice(&x), Arg::slice_mut(&mut y), Arg::f32(-1.0), Arg::i64(8)])
+        .unwrap_err();
+    assert!(matches!(e, RuntimeError::KernelTrap { .. }), "{e}");
+    assert!(e.to_string().contains("a must not be negative"), "{e}");
 }
