@@ -93,6 +93,19 @@ kernel atomics(p: *f32, q: *i32, v: *f32, w: *i32, olds: *i32) {
     atomic_xchg(q + 12 + r, k);
     store(olds + r, where(r < 12, 1, 0));
 }
+
+kernel halfs(a: *bf16, b: *f16, o: *f32, ob: *bf16, oh: *f16) {
+    let r = arange(0, 16);
+    let x = load(a + r);
+    let y = load(b + r);
+    store(o + r, (x as f32) + (y as f32));
+    store(ob + r, x * x + 1.0);
+    store(ob + 16 + r, ((y as f32) * 100.0) as bf16);
+    store(ob + 32 + r, exp(x) - maximum(x, 0.5));
+    store(oh + r, y / 3.0);
+    store(oh + 16 + r, sqrt(abs(y)) + (x as f16));
+    store(o + 16 + r, ((x as f32) * 1000.0) as i8 as f32);
+}
 "#;
 
 fn module() -> tk_ir::Module {
@@ -179,4 +192,29 @@ fn atomics_match_sequential_semantics() {
     ];
     let args = [A::Buf(0), A::Buf(1), A::Buf(2), A::Buf(3), A::Buf(4)];
     check(&m, &l, "atomics", [3, 1, 1], &args, &bufs, &[0, 1, 4], Tol { rtol: 0.0, atol: 0.0 });
+}
+
+#[test]
+fn f16_and_bf16_round_like_the_interpreter() {
+    let m = module();
+    let l = load(&m, &CpuOptions::default());
+    let mut r = rng(9);
+    let vals = |r: &mut _| -> Vec<tk_ir::ConstValue> {
+        let mut v: Vec<tk_ir::ConstValue> =
+            randn(r, 16, 3.0).into_iter().map(|x| tk_ir::ConstValue::Float(x as f64)).collect();
+        v[5] = tk_ir::ConstValue::Float(f64::NAN);
+        v[6] = tk_ir::ConstValue::Float(-0.0);
+        v[7] = tk_ir::ConstValue::Float(1.0e4);
+        v
+    };
+    let bufs = vec![
+        Buffer::from_values(DType::BF16, &vals(&mut r)),
+        Buffer::from_values(DType::F16, &vals(&mut r)),
+        zeros(DType::F32, 32),
+        zeros(DType::BF16, 48),
+        zeros(DType::F16, 32),
+    ];
+    let args = [A::Buf(0), A::Buf(1), A::Buf(2), A::Buf(3), A::Buf(4)];
+    // Every result is rounded to its 16-bit dtype on both sides: exact.
+    check(&m, &l, "halfs", [1, 1, 1], &args, &bufs, &[2, 3, 4], Tol { rtol: 0.0, atol: 0.0 });
 }

@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use tk_backend_cpu::CpuOptions;
+use tk_backend_cpu::{emit_llvm_ir, CpuOptions, CpuTarget};
 use tk_interp::Buffer;
-use tk_ir::DType;
+use tk_ir::{ConstValue, DType};
 
 #[test]
 fn vector_add_ragged() {
@@ -103,6 +103,37 @@ fn matmul_ragged_tiles() {
     eprintln!("matmul: worst relative error {worst:e}");
 }
 
+#[test]
+fn matmul_f16_inputs_f32_accumulator() {
+    let m = frontend(&stdlib("matmul.tk"), &[("BM", "16"), ("BN", "16"), ("BK", "16")]);
+    let l = load(&m, &CpuOptions::default());
+    let (mm, nn, kk) = (20usize, 33usize, 40usize);
+    let mut r = rng(7);
+    let f16s = |r: &mut _, n| {
+        let v: Vec<ConstValue> =
+            randn(r, n, 1.0).into_iter().map(|x| ConstValue::Float(x as f64)).collect();
+        Buffer::from_values(DType::F16, &v)
+    };
+    let bufs = vec![f16s(&mut r, mm * kk), f16s(&mut r, kk * nn), zeros(DType::F32, mm * nn)];
+    let args =
+        [A::Buf(0), A::Buf(1), A::Buf(2), A::I32(mm as i32), A::I32(nn as i32), A::I32(kk as i32)];
+    let grid = [mm.div_ceil(16) as u32, nn.div_ceil(16) as u32, 1];
+    check(&m, &l, "matmul_f16", grid, &args, &bufs, &[2], Tol { rtol: 1e-5, atol: 1e-5 });
+}
+
+#[test]
+fn portable_baseline_and_llvm_ir_text() {
+    let m = frontend(&stdlib("softmax.tk"), &[("BLOCK", "64")]);
+    let opts = CpuOptions { target: CpuTarget::Baseline, ..CpuOptions::default() };
+    let l = load(&m, &opts);
+    assert_eq!(l.artifact.cpu, "x86-64-v3");
+    let bufs = vec![Buffer::from_slice(&randn(&mut rng(8), 3 * 50, 3.0)), zeros(DType::F32, 150)];
+    let args = [A::Buf(0), A::Buf(1), A::I32(50), A::I64(50)];
+    check(&m, &l, "softmax", [3, 1, 1], &args, &bufs, &[1], F32_TOL);
+    let ir = emit_llvm_ir(&m, &CpuOptions { opt_level: 0, ..opts }).unwrap();
+    assert!(ir.contains("define i32 @tk_softmax(ptr"), "{ir}");
+}
+
 fn gating(renorm: bool) {
     let rn = if renorm { "true" } else { "false" };
     let m = frontend(&stdlib("moe_gating.tk"), &[("BLOCK_E", "160"), ("K", "6"), ("RENORM", rn)]);
@@ -128,4 +159,24 @@ fn topk_gating_e160_k6() {
 #[test]
 fn topk_gating_e160_k6_renorm() {
     gating(true);
+}
+
+/// Rough single-thread speed of the first cut (run with `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn bench_softmax_single_thread() {
+    let m = frontend(&stdlib("softmax.tk"), &[("BLOCK", "1024")]);
+    let l = load(&m, &CpuOptions::default());
+    eprintln!("softmax BLOCK=1024: compile_module {:?}", l.compile_time);
+    let (rows, cols) = (2048usize, 1000usize);
+    let bufs = vec![
+        Buffer::from_slice(&randn(&mut rng(10), rows * cols, 3.0)),
+        zeros(DType::F32, rows * cols),
+    ];
+    let args = [A::Buf(0), A::Buf(1), A::I32(cols as i32), A::I64(cols as i64)];
+    let t = std::time::Instant::now();
+    run_cpu(&l, "softmax", [rows as u32, 1, 1], &args, &bufs).unwrap();
+    let dt = t.elapsed();
+    let gbs = (2 * rows * cols * 4) as f64 / dt.as_secs_f64() / 1e9;
+    eprintln!("softmax {rows}x{cols}: {dt:?} ({gbs:.2} GB/s, includes buffer copies)");
 }
