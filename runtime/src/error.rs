@@ -74,6 +74,12 @@ pub enum RuntimeError {
     BadGrid {
         reason: String,
     },
+    /// A buffer's base address is not aligned as compiled kernels assume.
+    Misaligned {
+        kernel: String,
+        param: String,
+        align: usize,
+    },
     /// A program stopped early: a failed `device_assert`, a bad loop step, a division fault.
     KernelTrap {
         kernel: String,
@@ -106,6 +112,7 @@ impl fmt::Display for RuntimeError {
             ArgType { kernel, param, expected, found } => write!(f, "kernel `{kernel}`: parameter `{param}` is {expected}, but the argument is {found}"),
             NullPointer { kernel, param } => write!(f, "kernel `{kernel}`: parameter `{param}` got a null pointer"),
             ReadOnlyBuffer { kernel, param } => write!(f, "kernel `{kernel}` writes through `{param}`, so it must be passed with `Arg::slice_mut`"),
+            Misaligned { kernel, param, align } => write!(f, "kernel `{kernel}`: buffer `{param}` does not start at a {align}-byte aligned address; pass a whole Vec (Rust allocations of 16 bytes or more are aligned) or copy the sub-slice into one"),
             BadGrid { reason } => write!(f, "bad grid: {reason}"),
             KernelTrap { kernel, program, message } => write!(f, "kernel `{kernel}` stopped in program {program:?}: {message}"),
             StackTooSmall { kernel, needed, available } => write!(f, "kernel `{kernel}` needs {needed} bytes of stack per program but worker threads have {available}; set TK_STACK_MB higher or use smaller blocks"),

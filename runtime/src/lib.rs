@@ -40,6 +40,10 @@ pub struct Runtime {
 /// memory is only reserved, not touched, until used.
 const DEFAULT_STACK_MB: usize = 64;
 
+/// Alignment every buffer's base address must have: compiled kernels use aligned vector accesses
+/// where the compiler proved contiguity from the base (the IR analysis assumes 16 bytes).
+pub const BUFFER_ALIGN: usize = 16;
+
 impl Runtime {
     /// Detects the device (see [`device::detect`]); CPU threads: `TK_NUM_THREADS` or all cores.
     pub fn new() -> Result<Runtime, RuntimeError> {
@@ -268,6 +272,13 @@ impl Kernel {
                         return Err(RuntimeError::NullPointer {
                             kernel: kname.clone(),
                             param: p.name.clone(),
+                        });
+                    }
+                    if !(*ptr as usize).is_multiple_of(BUFFER_ALIGN) {
+                        return Err(RuntimeError::Misaligned {
+                            kernel: kname.clone(),
+                            param: p.name.clone(),
+                            align: BUFFER_ALIGN,
                         });
                     }
                     if p.written && !mutable {

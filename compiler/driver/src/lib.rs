@@ -222,3 +222,49 @@ fn load_and_parse(
         None
     }
 }
+
+/// For each parameter of kernel `f`: whether the kernel may write through it (a `store` or atomic
+/// whose address derives from that pointer). Scalars are `false`. When an address cannot be traced
+/// to one parameter (e.g. a pointer carried through a loop), every pointer parameter counts as
+/// written: the answer is conservative, never wrong in the unsafe direction.
+pub fn written_params(m: &Module, f: &tk_ir::Function) -> Vec<bool> {
+    use tk_ir::{Op, ValueDef};
+    let mut written = vec![false; f.params.len()];
+    let mut unknown = false;
+    for op in f.walk() {
+        let mut v = match &f.op(op).op {
+            Op::Store { ptr, .. } | Op::Atomic { ptr, .. } | Op::AtomicCas { ptr, .. } => *ptr,
+            _ => continue,
+        };
+        loop {
+            match f.value(v).def {
+                ValueDef::Param(i) => {
+                    written[i as usize] = true;
+                    break;
+                }
+                ValueDef::Result { op, .. } => match &f.op(op).op {
+                    Op::AddPtr { ptr, .. } => v = *ptr,
+                    Op::Splat { value }
+                    | Op::Broadcast { value }
+                    | Op::ExpandDims { value, .. }
+                    | Op::Reshape { value }
+                    | Op::Permute { value, .. } => v = *value,
+                    _ => {
+                        unknown = true;
+                        break;
+                    }
+                },
+                ValueDef::RegionArg { .. } => {
+                    unknown = true;
+                    break;
+                }
+            }
+        }
+    }
+    if unknown {
+        for (i, p) in f.params.iter().enumerate() {
+            written[i] |= m.ty(p.ty).elem.is_ptr();
+        }
+    }
+    written
+}

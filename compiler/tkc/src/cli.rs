@@ -52,6 +52,8 @@ pub enum Command {
         #[arg(long, default_value = "optimized")]
         stage: Stage,
     },
+    /// Compile for a target and write an artifact bundle (manifest + library)
+    Build(crate::build::BuildCmd),
     /// Run a kernel on the reference interpreter
     Run(run::RunArgs),
 }
@@ -165,6 +167,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
                 Err(code) => code,
             }
         }
+        Command::Build(cmd) => crate::build::build(cmd),
         Command::Run(args) => run::run(args),
     }
 }

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 the program or its input has errors (diagnostics printed),
 //! 2 bad command-line usage (clap), 70 internal compiler error (a bug in tkc).
 
+mod build;
 mod cli;
 mod npy;
 mod run;

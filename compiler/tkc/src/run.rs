@@ -41,6 +41,24 @@ pub struct RunArgs {
     /// Print every element of the output buffers instead of a summary
     #[arg(long)]
     pub print_all: bool,
+    /// Where to run: the reference interpreter, or compiled code through the runtime
+    #[arg(long, short = 't', default_value = "interp")]
+    pub target: RunTarget,
+    /// Run on the target AND the interpreter and compare every output (f32 within 1e-5 relative,
+    /// integers exactly)
+    #[arg(long)]
+    pub check: bool,
+    /// CPU to compile for with `--target cpu` (see `tkc build --help`)
+    #[arg(long, default_value = "host")]
+    pub cpu: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum RunTarget {
+    /// The reference interpreter (bounds-checked, poisoned outputs)
+    Interp,
+    /// Machine code for this CPU, run by tk-runtime on a thread pool
+    Cpu,
 }
 
 /// How a pointer argument's buffer is made.
@@ -219,17 +237,49 @@ pub fn run(a: RunArgs) -> ExitCode {
         }
     }
     let func_id = module.find(&kernel.name).expect("kernel exists");
-    let result =
-        tk_interp::run_kernel(module, func_id, grid, &args, &mut buffers, &RunOptions::default());
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => {
-            let d: Diagnostic = e.to_diagnostic();
-            eprint!("{}", tk_diag::render(&c.sources, &[d], a.build.color()));
-            eprintln!("error: kernel `{}` failed at {}", kernel.name, c.sources.describe(e.span));
-            return ExitCode::from(EXIT_USER);
+    let reference =
+        if a.target == RunTarget::Interp || a.check { Some(buffers.clone()) } else { None };
+    let mut report = tk_interp::RunReport::default();
+    if let Some(mut ref_bufs) = reference {
+        match tk_interp::run_kernel(
+            module,
+            func_id,
+            grid,
+            &args,
+            &mut ref_bufs,
+            &RunOptions::default(),
+        ) {
+            Ok(r) => report = r,
+            Err(e) => {
+                let d: Diagnostic = e.to_diagnostic();
+                eprint!("{}", tk_diag::render(&c.sources, &[d], a.build.color()));
+                eprintln!(
+                    "error: kernel `{}` failed at {}",
+                    kernel.name,
+                    c.sources.describe(e.span)
+                );
+                return ExitCode::from(EXIT_USER);
+            }
         }
-    };
+        if a.target == RunTarget::Interp {
+            buffers = ref_bufs;
+        } else {
+            let compiled = match run_compiled(&a, &c, module, &kernel.name, grid, &args, &buffers) {
+                Ok(b) => b,
+                Err(code) => return code,
+            };
+            let ok = compare(&buffer_info, &ref_bufs, &compiled);
+            buffers = compiled;
+            if !ok {
+                return ExitCode::from(EXIT_USER);
+            }
+        }
+    } else {
+        buffers = match run_compiled(&a, &c, module, &kernel.name, grid, &args, &buffers) {
+            Ok(b) => b,
+            Err(code) => return code,
+        };
+    }
     for line in &report.prints {
         println!("{line}");
     }
@@ -286,4 +336,147 @@ fn summarise(name: &str, b: &Buffer, all: bool) {
     let more =
         if shown < vals.len() { format!(", ... ({} elements)", vals.len()) } else { String::new() };
     println!("{name} ({}): [{}{more}]", b.dtype(), text.join(", "));
+}
+
+/// Builds the module for the CPU into a temporary bundle, loads it with tk-runtime and launches
+/// the kernel on copies of `buffers` (16-byte aligned, as compiled code assumes). Elements of
+/// poisoned (`out:`) buffers start as all-ones bytes (NaN for floats, -1 for integers).
+fn run_compiled(
+    a: &RunArgs,
+    c: &tk_driver::Compilation,
+    module: &tk_ir::Module,
+    kernel: &str,
+    grid: [u32; 3],
+    args: &[Arg],
+    buffers: &[Buffer],
+) -> Result<Vec<Buffer>, ExitCode> {
+    let dir = tempfile::tempdir()
+        .map_err(|e| user_error(format!("cannot create a temporary folder: {e}")))?;
+    let opts = crate::build::cpu_options(&a.cpu, true);
+    let hash = crate::build::hash_input(c, &a.build.define);
+    crate::build::write_cpu_bundle(module, &opts, dir.path(), "run", &hash)?;
+    let rt = tk_runtime::Runtime::with_device(tk_runtime::Device::Cpu).map_err(user_error)?;
+    let bundle = rt.load(dir.path()).map_err(user_error)?;
+    let k = bundle.kernel(kernel).map_err(user_error)?;
+    // u128 storage gives 16-byte alignment.
+    let mut storage: Vec<Vec<u128>> = buffers
+        .iter()
+        .map(|b| {
+            let bytes = b.as_bytes();
+            let mut v = vec![u128::MAX; bytes.len().div_ceil(16).max(1)];
+            if !b.is_poisoned() || b.uninit_count() < b.len() {
+                // SAFETY: `v` holds at least `bytes.len()` bytes.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        bytes.as_ptr(),
+                        v.as_mut_ptr() as *mut u8,
+                        bytes.len(),
+                    )
+                };
+            }
+            v
+        })
+        .collect();
+    let mut rt_args = Vec::new();
+    let mut ptrs: Vec<*mut u8> = storage.iter_mut().map(|v| v.as_mut_ptr() as *mut u8).collect();
+    for arg in args {
+        match arg {
+            Arg::Scalar(d, v) => rt_args.push(scalar_arg(*d, *v)),
+            Arg::Buffer(i) => {
+                let b = &buffers[*i];
+                // SAFETY: the storage outlives the launch and holds `len` elements of `dtype`.
+                rt_args.push(unsafe {
+                    tk_runtime::Arg::raw(ptrs[*i], b.len(), runtime_dtype(b.dtype()), true)
+                });
+            }
+        }
+    }
+    k.launch(grid, &rt_args).map_err(user_error)?;
+    ptrs.clear();
+    let mut out = Vec::new();
+    for (b, v) in buffers.iter().zip(&storage) {
+        let n = b.as_bytes().len();
+        // SAFETY: reading back the bytes written above and by the kernel.
+        let bytes = unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, n) }.to_vec();
+        out.push(Buffer::from_bytes(b.dtype(), bytes).map_err(|e| user_error(e.message()))?);
+    }
+    Ok(out)
+}
+
+fn scalar_arg(d: DType, v: ConstValue) -> tk_runtime::Arg<'static> {
+    match (d, v) {
+        (DType::Bool, ConstValue::Bool(b)) => tk_runtime::Arg::scalar(b),
+        (DType::I8, ConstValue::Int(i)) => tk_runtime::Arg::scalar(i as i8),
+        (DType::I16, ConstValue::Int(i)) => tk_runtime::Arg::scalar(i as i16),
+        (DType::I32, ConstValue::Int(i)) => tk_runtime::Arg::scalar(i as i32),
+        (DType::I64, ConstValue::Int(i)) => tk_runtime::Arg::scalar(i),
+        (DType::U8, ConstValue::Int(i)) => tk_runtime::Arg::scalar(i as u8),
+        (DType::U16, ConstValue::Int(i)) => tk_runtime::Arg::scalar(i as u16),
+        (DType::U32, ConstValue::Int(i)) => tk_runtime::Arg::scalar(i as u32),
+        (DType::U64, ConstValue::Int(i)) => tk_runtime::Arg::scalar(i as u64),
+        (DType::F32, ConstValue::Float(f)) => tk_runtime::Arg::scalar(f as f32),
+        (DType::F64, ConstValue::Float(f)) => tk_runtime::Arg::scalar(f),
+        (DType::F16, ConstValue::Float(f)) => {
+            raw_scalar(tk_runtime::Dtype::F16, half::f16::from_f32(f as f32).to_bits() as u64)
+        }
+        (DType::BF16, ConstValue::Float(f)) => {
+            raw_scalar(tk_runtime::Dtype::Bf16, half::bf16::from_f32(f as f32).to_bits() as u64)
+        }
+        (d, v) => raw_scalar(
+            runtime_dtype(d),
+            match v {
+                ConstValue::Bool(b) => b as u64,
+                ConstValue::Int(i) => i as u64,
+                ConstValue::Float(f) => f.to_bits(),
+            },
+        ),
+    }
+}
+
+fn raw_scalar(dtype: tk_runtime::Dtype, bits: u64) -> tk_runtime::Arg<'static> {
+    tk_runtime::Arg::Scalar(tk_runtime::ScalarValue { dtype, bits })
+}
+
+fn runtime_dtype(d: DType) -> tk_runtime::Dtype {
+    tk_runtime::Dtype::from_name(d.name()).expect("the runtime knows every dtype")
+}
+
+/// Compares the buffers the kernel writes: floats within 1e-5 relative (1e-6 absolute near 0,
+/// where relative error is meaningless), other types exactly. Prints a line per buffer.
+fn compare(info: &[(String, Vec<u64>, bool)], reference: &[Buffer], got: &[Buffer]) -> bool {
+    let mut ok = true;
+    for (i, (name, _, written)) in info.iter().enumerate() {
+        if !written {
+            continue;
+        }
+        let (r, g) = (reference[i].values(), got[i].values());
+        let mut bad = 0usize;
+        let mut first = None;
+        let mut max_err = 0.0f64;
+        for (j, (a, b)) in r.iter().zip(&g).enumerate() {
+            let same = match (a, b) {
+                (Some(ConstValue::Float(x)), Some(ConstValue::Float(y))) => {
+                    let err = (x - y).abs();
+                    if err.is_finite() {
+                        max_err = max_err.max(err / x.abs().max(1e-30));
+                    }
+                    (x.is_nan() && y.is_nan()) || err <= 1e-5 * x.abs() + 1e-6
+                }
+                (None, _) => true,
+                (a, b) => a == b,
+            };
+            if !same {
+                bad += 1;
+                first.get_or_insert(j);
+            }
+        }
+        if bad == 0 {
+            println!("check {name}: matches the interpreter ({} elements, max relative error {max_err:.2e})", r.len());
+        } else {
+            ok = false;
+            let j = first.unwrap_or(0);
+            eprintln!("error: {name}: {bad} of {} elements differ from the interpreter; first {name}[{j}]: cpu {:?}, interpreter {:?}", r.len(), g[j], r[j]);
+        }
+    }
+    ok
 }
