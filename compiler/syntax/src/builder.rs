@@ -1,9 +1,9 @@
 //! AST construction helpers called from the grammar's actions.
 //!
 //! Every expression, type, statement and block is built through [`Ctx`] together with its tree
-//! depth ([`D`]). Bracket nesting is bounded before parsing, but operator chains are not
-//! (`a + a + ... + a` with 100 000 terms is a 100 000-deep tree whose recursive `Drop` alone would
-//! overflow the stack). So a node that would be deeper than [`MAX_AST_DEPTH`] is replaced by a
+//! depth ([`D`]). Bracket nesting and runs of prefix operators are bounded before parsing, but
+//! binary-operator and `else if` chains are not (`a + a + ... + a` with 100 000 terms is a
+//! 100 000-deep tree whose recursive `Drop` alone would overflow the stack). So a node that would be deeper than [`MAX_AST_DEPTH`] is replaced by a
 //! shallow placeholder and reported once: no tree built here, kept or dropped, is ever deeper
 //! than the limit, and later recursive passes can rely on that.
 
@@ -16,6 +16,9 @@ use tk_diag::{Diagnostic, FileId, Span};
 /// The deepest AST the parser builds, counting expression, type, statement and block nodes.
 /// 128 nested brackets need at most about 2 levels each.
 pub const MAX_AST_DEPTH: u32 = 320;
+
+/// One `if cond { ... }` of an `if`/`else if` chain, with the offset of its `if`.
+pub type IfLink = (usize, D<Expr>, D<Block>);
 
 /// A node with the depth of the tree below it (a leaf has depth 1).
 #[derive(Clone, Debug)]
@@ -152,15 +155,64 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// The block `{ if ... }` that stands for `else if ...` (`tail` for the expression form).
-    pub fn else_if_block(&mut self, inner: D<Stmt>) -> D<Block> {
-        let span = inner.node.span;
-        self.block(vec![inner], None, span.start as usize, span.end as usize)
+    /// `if c0 { } else if c1 { } ... [else { }]` ending at `r`, nested from the inside out
+    /// without recursion: `else if` becomes an `else` block holding just the inner `if`.
+    pub fn if_stmt_chain(
+        &mut self,
+        head: IfLink,
+        links: Vec<IfLink>,
+        last: Option<D<Block>>,
+        r: usize,
+    ) -> D<Stmt> {
+        let mut else_block = last;
+        for (l, c, t) in links.into_iter().rev() {
+            let inner = self.if_stmt(l, c, t, else_block.take(), r);
+            let span = inner.node.span;
+            else_block = Some(self.block(vec![inner], None, span.start as usize, r));
+        }
+        let (l, c, t) = head;
+        self.if_stmt(l, c, t, else_block, r)
     }
 
-    pub fn else_if_expr_block(&mut self, inner: D<Expr>) -> D<Block> {
-        let span = inner.node.span;
-        self.block(Vec::new(), Some(inner), span.start as usize, span.end as usize)
+    fn if_stmt(
+        &mut self,
+        l: usize,
+        c: D<Expr>,
+        t: D<Block>,
+        else_block: Option<D<Block>>,
+        r: usize,
+    ) -> D<Stmt> {
+        let depth = c.depth.max(t.depth).max(else_block.as_ref().map_or(0, |b| b.depth));
+        let kind = StmtKind::If {
+            cond: c.node,
+            then_block: t.node,
+            else_block: else_block.map(|b| b.node),
+        };
+        self.stmt(kind, l, r, depth)
+    }
+
+    /// The expression form of [`Ctx::if_stmt_chain`]: `else if` becomes an `else` block whose
+    /// tail is the inner `if`.
+    pub fn if_expr_chain(
+        &mut self,
+        head: IfLink,
+        links: Vec<IfLink>,
+        last: D<Block>,
+        r: usize,
+    ) -> D<Expr> {
+        let mut else_block = last;
+        for (l, c, t) in links.into_iter().rev() {
+            let inner = self.if_expr(l, c, t, else_block, r);
+            let span = inner.node.span;
+            else_block = self.block(Vec::new(), Some(inner), span.start as usize, r);
+        }
+        let (l, c, t) = head;
+        self.if_expr(l, c, t, else_block, r)
+    }
+
+    fn if_expr(&mut self, l: usize, c: D<Expr>, t: D<Block>, e: D<Block>, r: usize) -> D<Expr> {
+        let depth = c.depth.max(t.depth).max(e.depth);
+        self.expr(ExprKind::If(Box::new(c.node), t.node, e.node), l, r, depth)
     }
 
     /// `for var in name(args) body`: only `range` and `static_range` with 2 or 3 positional
@@ -239,25 +291,35 @@ impl<'a> Ctx<'a> {
     }
 
     /// `l op r` for a comparison; `a < b < c` is rejected because its meaning is not what it
-    /// reads as. `l_start` is where the left operand's text starts (including parentheses).
+    /// reads as. A comparison operand written without parentheses starts where the whole
+    /// expression starts (`l`); one in parentheses starts after the `(`.
     pub fn comparison(&mut self, op: BinOp, a: D<Expr>, b: D<Expr>, l: usize, r: usize) -> D<Expr> {
-        let chained = matches!(
-            a.node.kind,
-            ExprKind::Binary(
-                BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge,
-                _,
-                _
-            )
-        ) && a.node.span.start as usize == l;
-        if chained {
-            self.diags.push(
-                Diagnostic::error(
-                    codes::CHAINED_COMPARISON,
-                    "comparison operators cannot be chained",
-                    self.span(l, r),
+        let unparenthesised_cmp = |e: &Expr| {
+            matches!(
+                e.kind,
+                ExprKind::Binary(
+                    BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge,
+                    _,
+                    _
                 )
-                .with_help("combine two comparisons with `&&`, e.g. `a < b && b < c`"),
-            );
+            ) && e.span.start as usize == l
+        };
+        if unparenthesised_cmp(&a.node) {
+            // Report each chain once, at its first link.
+            let reported = match &a.node.kind {
+                ExprKind::Binary(_, inner, _) => unparenthesised_cmp(inner),
+                _ => false,
+            };
+            if !reported {
+                self.diags.push(
+                    Diagnostic::error(
+                        codes::CHAINED_COMPARISON,
+                        "comparison operators cannot be chained",
+                        self.span(l, r),
+                    )
+                    .with_help("combine two comparisons with `&&`, e.g. `a < b && b < c`"),
+                );
+            }
         }
         self.binary(op, a, b, l, r)
     }

@@ -131,6 +131,12 @@ fn unexpected(
             span,
         )
         .with_label("unexpected here");
+        if ASSIGN_OPS
+            .iter()
+            .any(|op| found.strip_prefix('`').and_then(|f| f.strip_suffix('`')) == Some(op))
+        {
+            return d.with_help("only a variable can be assigned to, as in `x = value;`");
+        }
         if let Some(prev_end) = found_at.and_then(|at| previous_token_end(cx, at)) {
             d = d.with_secondary(Span::new(cx.file, prev_end, prev_end), "expected `;` here");
         }
@@ -184,14 +190,26 @@ fn unexpected(
         d = d.with_help(
             "an index holds only `:` (keep a dimension) and `None` (add one), e.g. `x[:, None]`",
         );
-    } else if has("\">\"") && has("\",\"") && expected.len() == 2 {
+    } else if has("\">\"") && has("\",\"") && expected.len() == 2 && is_operator(found) {
         d = d.with_help(
             "a default that is not a literal or a name must be in parentheses, e.g. `<B: i32 = (2 * 64)>`",
         );
     } else if found == "keyword `None`" {
         d = d.with_note("`None` only means \"new axis\" inside index brackets, as in `x[:, None]`");
+    } else if found == "keyword `if`" && has("Ident") {
+        d = d.with_help(
+            "an `if` expression used as an operand must be in parentheses: `(if c { a } else { b })`",
+        );
     }
     d
+}
+
+const ASSIGN_OPS: &[&str] = &["=", "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "<<=", ">>="];
+
+/// Whether a "found ..." description names a binary operator token.
+fn is_operator(found: &str) -> bool {
+    let spelled = found.strip_prefix('`').and_then(|f| f.strip_suffix('`'));
+    spelled.is_some_and(|op| POSTFIX.iter().any(|p| p.trim_matches('"') == op))
 }
 
 fn previous_token_end(cx: &ErrorContext<'_, '_>, at: usize) -> Option<usize> {

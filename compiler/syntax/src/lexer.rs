@@ -161,6 +161,10 @@ pub enum Tok<'a> {
     #[token("\"", string)]
     Str(&'a str),
 
+    /// `'a'`: not a token of the language; [`lex`] reports it and turns it into [`Tok::Error`].
+    #[regex(r"'[^'\n]*'")]
+    SingleQuoted,
+
     /// Never produced by logos: [`lex`] puts it where input could not be lexed.
     Error,
 }
@@ -239,6 +243,19 @@ pub fn lex(file: FileId, text: &str) -> Lexed<'_> {
             }
         }
         match result {
+            Ok(Tok::SingleQuoted) => {
+                let quoted: String = text[start..end].chars().take(40).collect();
+                out.diagnostics.push(
+                    Diagnostic::error(
+                        codes::UNEXPECTED_CHAR,
+                        format!("unexpected character literal `{quoted}`"),
+                        Span::new(file, start, end),
+                    )
+                    .with_label("tk has no character literals")
+                    .with_help("string literals use double quotes: \"...\""),
+                );
+                out.tokens.push((start, Tok::Error, end));
+            }
             Ok(tok) => {
                 check_literal(file, &tok, start, &mut out.diagnostics);
                 out.tokens.push((start, tok, end));
@@ -452,7 +469,7 @@ impl fmt::Display for Tok<'_> {
             Tok::Int(s) => write!(f, "integer literal `{s}`"),
             Tok::Float(s) => write!(f, "float literal `{s}`"),
             Tok::Str(_) => write!(f, "string literal"),
-            Tok::Error | Tok::BlockComment => write!(f, "invalid input"),
+            Tok::Error | Tok::BlockComment | Tok::SingleQuoted => write!(f, "invalid input"),
             other => match other.text() {
                 Some(t) if t.starts_with(|c: char| c.is_ascii_alphabetic()) => {
                     write!(f, "keyword `{t}`")
@@ -529,6 +546,7 @@ impl Tok<'_> {
             | Tok::Int(_)
             | Tok::Float(_)
             | Tok::Str(_)
+            | Tok::SingleQuoted
             | Tok::Error => return None,
         })
     }

@@ -76,14 +76,34 @@ pub fn parse_file(file: FileId, text: &str) -> Result<ast::File, Vec<Diagnostic>
     }
 }
 
-/// Checks bracket depth in one pass over the tokens, so that nothing later can recurse deeply.
-/// Returns the brackets left open at the end (for "unclosed" labels).
+/// Bounds the parser's stack in one pass over the tokens, so that neither the parser nor anything
+/// after it can recurse or backtrack deeply: brackets may nest at most [`MAX_NESTING`] deep, and
+/// a run of prefix operators (`-`, `!`, `*`) longer than [`MAX_AST_DEPTH`] could only build a
+/// tree that is too deep anyway. Returns the brackets left open at the end (for "unclosed"
+/// labels).
 fn check_nesting(
     file: FileId,
     tokens: &[lexer::Spanned<'_>],
 ) -> Result<Vec<(usize, usize, &'static str)>, Box<Diagnostic>> {
     let mut open: Vec<(usize, usize, &'static str)> = Vec::new();
+    let mut prefix_run: Option<(usize, usize)> = None;
     for (start, tok, end) in tokens {
+        if matches!(tok, Tok::Minus | Tok::Bang | Tok::Star) {
+            let (run_start, count) = prefix_run.map_or((*start, 1), |(s, n)| (s, n + 1));
+            if count > MAX_AST_DEPTH as usize {
+                return Err(Box::new(
+                    Diagnostic::error(
+                        codes::TOO_COMPLEX,
+                        "this code is nested too deeply",
+                        Span::new(file, run_start, *end),
+                    )
+                    .with_label(format!("more than {MAX_AST_DEPTH} operators in a row")),
+                ));
+            }
+            prefix_run = Some((run_start, count));
+        } else {
+            prefix_run = None;
+        }
         match tok {
             Tok::LParen | Tok::LBracket | Tok::LBrace => {
                 if open.len() >= MAX_NESTING {
@@ -116,7 +136,7 @@ fn for_header_error(
     at: usize,
     error: &errors::RawError<'_>,
 ) -> Option<Diagnostic> {
-    let first_after = cx.tokens.iter().find(|(s, _, _)| *s >= at);
+    let first_after = cx.tokens.get(cx.tokens.partition_point(|(s, _, _)| *s < at));
     let (start, tok, end) = match error {
         lalrpop_util::ParseError::UnrecognizedToken { token, .. } => token,
         _ => return errors::convert(cx, error),
