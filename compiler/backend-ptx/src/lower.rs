@@ -20,8 +20,8 @@ use std::collections::HashMap;
 use tk_diag::Span;
 use tk_ir::analysis::AxisInfoTable;
 use tk_ir::{
-    BinaryOp, CmpPred, ConstValue, DType, Elem, Function, Module, Op, OpId, ReduceKind, RegionId,
-    UnaryOp, Value, ValueDef,
+    AtomicOp, BinaryOp, CmpPred, ConstValue, DType, Elem, Function, Module, Op, OpId, ReduceKind,
+    RegionId, UnaryOp, Value, ValueDef,
 };
 
 type Res<T> = Result<T, PtxError>;
@@ -507,6 +507,18 @@ impl<'a> Lower<'a> {
                 self.reduce(comb, *axis as usize, *value, results[0], span)?;
             }
             Op::Dot { a, b, acc, .. } => self.dot(*a, *b, *acc, results[0], span)?,
+            Op::Atomic { op, ptr, value, mask } => {
+                let aop = match op {
+                    AtomicOp::Add => AtomOp::Add,
+                    AtomicOp::Max => AtomOp::Max,
+                    AtomicOp::Min => AtomOp::Min,
+                    AtomicOp::Xchg => AtomOp::Exch,
+                };
+                self.atomic(aop, *ptr, None, *value, *mask, results[0], span)?
+            }
+            Op::AtomicCas { ptr, cmp, value, mask } => {
+                self.atomic(AtomOp::Cas, *ptr, Some(*cmp), *value, *mask, results[0], span)?
+            }
             Op::TopK { value, k } => self.topk(*value, *k, &results, span)?,
             Op::For { lo, hi, step, init, body } => {
                 self.for_loop(*lo, *hi, *step, init, *body, &results, span)?
@@ -1441,6 +1453,138 @@ impl<'a> Lower<'a> {
         };
         let sty = if c == RegClass::F32 || c == RegClass::F64 { t } else { mty };
         self.emit(Inst::StGlobal { ty: sty, srcs, addr, pred });
+    }
+
+    // ---- atomics ---------------------------------------------------------------------------
+
+    /// One atomic per element, issued by the element's owner thread only; the old value is
+    /// then broadcast through shared memory to every thread that holds a copy.
+    #[allow(clippy::too_many_arguments)]
+    fn atomic(
+        &mut self,
+        op: AtomOp,
+        ptr: Value,
+        cmp: Option<Value>,
+        value: Value,
+        mask: Option<Value>,
+        res: Value,
+        span: Span,
+    ) -> Res<()> {
+        let (dt, c, t) = self.dt_of(value, span)?;
+        let ty = match (dt, op) {
+            (DType::F32, AtomOp::Add | AtomOp::Exch | AtomOp::Cas) => Ty::F32,
+            (DType::I32, _) => Ty::S32,
+            (DType::U32, _) => Ty::U32,
+            (DType::I64 | DType::U64, AtomOp::Add) => Ty::U64,
+            (DType::I64, _) => Ty::S64,
+            (DType::U64, _) => Ty::U64,
+            _ => return Err(unsupported(format!("atomic {op:?} on {dt}"), span)),
+        };
+        let (sty, eb) = Self::smem_ty(c);
+        let shape = self.value_shape(value);
+        if shape.is_empty() {
+            let p = self.scalar(ptr, span)?;
+            let v = self.scalar(value, span)?;
+            let cm = match cmp {
+                Some(x) => self.scalar(x, span)?,
+                None => Opnd::Imm(0),
+            };
+            let mut pm = match mask {
+                Some(m) => {
+                    let o = self.scalar(m, span)?;
+                    self.pv_of(o)
+                }
+                None => Pv::True,
+            };
+            let first = self.first_thread();
+            pm = self.and_pv(pm, first);
+            let old = self.atom_one(op, ty, c, t, p, cm, v, pm);
+            self.shared(16);
+            let sb = self.smem_base;
+            let fp = if let Pv::R(r) = first { Some(r) } else { None };
+            self.emit(Inst::Bar);
+            self.emit(Inst::StShared { ty: sty, src: old.into(), addr: sb, off: 0, pred: fp });
+            self.emit(Inst::Bar);
+            let r = self.smem_load(c, sty, sb, 0, None);
+            self.scalars.insert(res, r);
+            return Ok(());
+        }
+        let view = self.natural_view(&shape);
+        let n = self.slots(&view);
+        let ptrs = self.get(ptr, &view, span)?;
+        let vals = self.get(value, &view, span)?;
+        let cmps = match cmp {
+            Some(x) => self.get(x, &view, span)?,
+            None => vec![Opnd::Imm(0); n],
+        };
+        let masks = match mask {
+            Some(m) => Some(self.get(m, &view, span)?),
+            None => None,
+        };
+        let owner = self.owner(view.layout);
+        let mut olds = Vec::with_capacity(n);
+        for s in 0..n {
+            let mut p = self.valid(&view, s);
+            p = self.and_pv(p, owner);
+            if let Some(m) = &masks {
+                let mp = self.pv_of(m[s]);
+                p = self.and_pv(p, mp);
+            }
+            olds.push(self.atom_one(op, ty, c, t, ptrs[s], cmps[s], vals[s], p));
+        }
+        let l = self.layouts[view.layout].clone();
+        let replicated = (0..l.rank()).any(|d| l.replicated(d));
+        let out = if replicated {
+            let numel: u32 = shape.iter().map(|&d| d.max(1).next_power_of_two()).product();
+            self.shared(numel * eb);
+            self.emit(Inst::Bar);
+            let (base, consts) = self.scratch_offsets(&view, &shape, eb);
+            let op_ = if let Pv::R(r) = owner { Some(r) } else { None };
+            for (s, &o) in olds.iter().enumerate() {
+                self.emit(Inst::StShared {
+                    ty: sty,
+                    src: o.into(),
+                    addr: base,
+                    off: consts[s],
+                    pred: op_,
+                });
+            }
+            self.emit(Inst::Bar);
+            consts.iter().map(|&off| self.smem_load(c, sty, base, off, None)).collect()
+        } else {
+            olds.into_iter().map(Opnd::Reg).collect()
+        };
+        self.blocks.insert(res, (view, out));
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn atom_one(
+        &mut self,
+        op: AtomOp,
+        ty: Ty,
+        c: RegClass,
+        t: Ty,
+        addr: Opnd,
+        cmp: Opnd,
+        val: Opnd,
+        p: Pv,
+    ) -> Reg {
+        let old = self.reg(c);
+        let mv = self.mov_ty(old);
+        self.emit(Inst::Mov { ty: mv, dst: old, src: Opnd::Imm(0) });
+        if p == Pv::False {
+            return old;
+        }
+        let addr = self.in_reg(addr, RegClass::B64, Ty::U64);
+        let (a, b) = if op == AtomOp::Cas {
+            (Opnd::Reg(self.in_reg(cmp, c, t)), Opnd::Reg(self.in_reg(val, c, t)))
+        } else {
+            (Opnd::Reg(self.in_reg(val, c, t)), Opnd::Imm(0))
+        };
+        let pred = if let Pv::R(r) = p { Some(r) } else { None };
+        self.emit(Inst::Atom { op, ty, dst: old, addr, a, b, pred });
+        old
     }
 
     // ---- shared-memory exchange ------------------------------------------------------------

@@ -27,6 +27,17 @@ pub fn compile(file: &str, defines: &[(&str, &str)]) -> Module {
     c.optimized.expect("optimised module")
 }
 
+/// Compiles kernel source given as text.
+pub fn compile_src(text: &str, defines: &[(&str, &str)]) -> Module {
+    let opts = tk_driver::CompileOptions {
+        defines: defines.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+        ..Default::default()
+    };
+    let c = tk_driver::compile_source("test.tk", text, &opts);
+    assert!(!c.has_errors(), "{}", c.render_plain());
+    c.optimized.expect("optimised module")
+}
+
 /// The pinned ptxas from `scripts/setup.sh`; fails with instructions when it is missing.
 pub fn ptxas() -> PathBuf {
     let p = root().join(".tools/nvcc-13.5.37/nvidia/cu13/bin/ptxas");
@@ -101,6 +112,8 @@ pub enum TArg {
     Rand(DType, usize),
     /// A buffer of given f32 values.
     F32s(Vec<f32>),
+    /// A buffer of given i32 values.
+    I32s(Vec<i32>),
     /// An output buffer of zeros.
     Zeros(DType, usize),
     I32(i32),
@@ -153,6 +166,11 @@ pub fn check(
                 bufs.push(b);
             }
             TArg::F32s(v) => {
+                iargs.push(Arg::Buffer(bufs.len()));
+                eargs.push(ExecArg::Buffer(bufs.len()));
+                bufs.push(Buffer::from_slice(v));
+            }
+            TArg::I32s(v) => {
                 iargs.push(Arg::Buffer(bufs.len()));
                 eargs.push(ExecArg::Buffer(bufs.len()));
                 bufs.push(Buffer::from_slice(v));

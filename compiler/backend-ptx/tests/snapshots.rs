@@ -1,0 +1,41 @@
+//! Snapshots of emitted PTX (vector add and softmax, sm_80 and sm_90), and errors (not panics)
+//! for what the PTX backend does not support yet.
+
+mod common;
+
+use common::*;
+use tk_backend_ptx::{compile_module, Arch, Options};
+
+fn ptx_of(file: &str, defs: &[(&str, &str)], arch: Arch) -> String {
+    let m = compile(file, defs);
+    compile_module(&m, &Options { arch, num_warps: 4 }).unwrap()
+}
+
+#[test]
+fn vector_add_ptx() {
+    let text = ptx_of("vector_add.tk", &[("BLOCK", "1024")], Arch::Sm80);
+    assert!(
+        text.starts_with("//") && text.contains(".version 7.0\n.target sm_80\n.address_size 64")
+    );
+    insta::assert_snapshot!("vector_add_sm80", text);
+    let text = ptx_of("vector_add.tk", &[("BLOCK", "1024")], Arch::Sm90);
+    assert!(text.contains(".version 7.8\n.target sm_90\n"));
+}
+
+#[test]
+fn softmax_ptx() {
+    insta::assert_snapshot!("softmax_sm80", ptx_of("softmax.tk", &[("BLOCK", "1024")], Arch::Sm80));
+}
+
+#[test]
+fn unsupported_ops_are_errors_with_spans() {
+    let m = compile_src(
+        "kernel k(x: *f32, y: *f32) {\n    let v = load(x + arange(0, 16));\n    store(y + arange(0, 16), cumsum(v, axis: 0));\n}\n",
+        &[],
+    );
+    let e = compile_module(&m, &Options::default()).unwrap_err();
+    assert_eq!(e.message, "not yet supported on PTX: `cumsum`");
+    assert!(!e.span.is_dummy());
+    let e = compile_module(&m, &Options { num_warps: 3, ..Default::default() }).unwrap_err();
+    assert!(e.message.contains("--num-warps must be 1, 2, 4, 8 or 16"), "{}", e.message);
+}
