@@ -75,13 +75,14 @@ struct Tile {
     var: String,
     dtype: DType,
     layout: Layout,
+    /// Byte offset in the calc buffer (None for queue tensors).
+    calc_off: Option<u64>,
 }
 
 struct Queue {
     name: String,
     pos: &'static str,
     bytes: u64,
-    span: Span,
 }
 
 #[derive(Default)]
@@ -127,6 +128,8 @@ struct Emitter<'a> {
     pending_reads: Vec<String>,
     calc_dma_in_loop: bool,
     scratch: Option<String>,
+    /// The next result tile may take the place of an operand dying at this op.
+    reuse_ok: bool,
 }
 
 const MAX_QUEUES_PER_POS: usize = 4;
@@ -174,6 +177,7 @@ pub fn emit_kernel(
         pending_reads: Vec::new(),
         calc_dma_in_loop: false,
         scratch: None,
+        reuse_ok: false,
     };
     e.prepare()?;
     e.kernel()
@@ -368,13 +372,6 @@ impl<'a> Emitter<'a> {
             let _ = writeln!(w, "    tk_pipe.InitBuffer(tk_calc, {});", self.calc.peak);
             total += self.calc.peak;
         }
-        for q in &self.queues {
-            self.ub_users.push((
-                q.span,
-                q.bytes * nbuf,
-                format!("{} ({}, {nbuf} buffer(s))", q.name, q.pos),
-            ));
-        }
         self.ub_users.sort_by_key(|u| std::cmp::Reverse(u.1));
         let body = finish_unused(&format!("{pro}{}", self.out));
         Ok(Emitted {
@@ -485,7 +482,9 @@ impl<'a> Emitter<'a> {
             return None;
         }
         let name = format!("tk_q{}{}", if pos == "VECIN" { "in" } else { "out" }, n);
-        self.queues.push(Queue { name: name.clone(), pos, bytes, span });
+        self.queues.push(Queue { name: name.clone(), pos, bytes });
+        let nbuf = if self.double_buffer { 2 } else { 1 };
+        self.ub_users.push((span, bytes * nbuf, format!("{name} ({pos}, {nbuf} buffer(s))")));
         Some(name)
     }
 
@@ -500,14 +499,15 @@ impl<'a> Emitter<'a> {
         what: &str,
     ) -> Tile {
         let bytes = layout.alloc_bytes(d);
-        let off = self.calc.alloc(bytes, self.pos, until);
+        let reuse = std::mem::take(&mut self.reuse_ok);
+        let off = self.calc.alloc(bytes, self.pos, until, reuse);
         let ty = tile_ctype(d);
         let elems = layout.alloc_elems(d);
         self.line(format!(
             "AscendC::LocalTensor<{ty}> {var} = tk_calc.GetWithOffset<{ty}>({elems}, {off});"
         ));
         self.ub_users.push((span, bytes, what.to_string()));
-        Tile { var: var.to_string(), dtype: d, layout: layout.clone() }
+        Tile { var: var.to_string(), dtype: d, layout: layout.clone(), calc_off: Some(off) }
     }
 
     /// A temporary calc tile that lives only during the current op.
@@ -540,7 +540,7 @@ impl<'a> Emitter<'a> {
                     sc.frees.push((q.clone(), var.clone()));
                 }
                 self.out_queue_of.insert(var.clone(), q);
-                let t = Tile { var, dtype: d, layout };
+                let t = Tile { var, dtype: d, layout, calc_off: None };
                 self.tiles.insert(v, t.clone());
                 return Ok(t);
             }
@@ -1206,7 +1206,7 @@ impl<'a> Emitter<'a> {
             return s.clone();
         }
         // Declared at kernel scope so that every use can share it.
-        let off = self.calc.alloc(256, 0, u32::MAX);
+        let off = self.calc.alloc(256, 0, u32::MAX, false);
         self.ub_users.push((span, 256, "scalar scratch".to_string()));
         let decl = format!(
             "        AscendC::LocalTensor<float> tk_scr = tk_calc.GetWithOffset<float>(64, {off});\n"
@@ -1293,7 +1293,7 @@ impl<'a> Emitter<'a> {
                 if let Some(sc) = self.scopes.last_mut() {
                     sc.frees.push((q.clone(), var.clone()));
                 }
-                Tile { var: var.clone(), dtype: d, layout: layout.clone() }
+                Tile { var: var.clone(), dtype: d, layout: layout.clone(), calc_off: None }
             }
             None => {
                 let until = if hoisted {
@@ -1642,7 +1642,11 @@ impl<'a> Emitter<'a> {
         let src = self.tile(value)?;
         if src.layout.rows == lr.rows && src.layout.cols == lr.cols && src.layout.pitch == lr.pitch
         {
-            // Same rows in UB: an alias.
+            // Same rows in UB: an alias, which keeps the storage alive as long as it is used.
+            if let Some(off) = src.calc_off {
+                let until = self.lv.last_use.get(&r).copied().unwrap_or(self.pos);
+                self.calc.extend(off, until);
+            }
             let mut t = src.clone();
             t.layout = lr;
             self.tiles.insert(r, t);
@@ -1689,6 +1693,20 @@ impl<'a> Emitter<'a> {
         }
     }
 
+    /// [`Self::compute_result`] for an element-wise op: the result may overwrite an operand
+    /// that dies here.
+    fn compute_result_in_place(
+        &mut self,
+        r: Value,
+        d: DType,
+        span: Span,
+    ) -> R<(Tile, Option<Tile>)> {
+        self.reuse_ok = d != DType::BF16;
+        let res = self.compute_result(r, d, span);
+        self.reuse_ok = false;
+        res
+    }
+
     fn narrow(&mut self, w: &Tile, fin: Option<Tile>) {
         if let Some(t) = fin {
             self.vec(
@@ -1711,7 +1729,7 @@ impl<'a> Emitter<'a> {
             err("EA023", format!("`{}` is not supported by the Ascend backend yet", u.name()), span)
         })?;
         let src = self.compute_operand(value, span)?;
-        let (w, fin) = self.compute_result(r, d, span)?;
+        let (w, fin) = self.compute_result_in_place(r, d, span)?;
         let n = w.layout.count();
         let mut cur = src.var.clone();
         let wty = ctype(w.dtype);
@@ -1809,7 +1827,7 @@ impl<'a> Emitter<'a> {
         };
         if let Some((api, s, scalar_left)) = scalar_form {
             let src = self.compute_operand(if scalar_left { rhs } else { lhs }, span)?;
-            let (w, fin) = self.compute_result(r, d, span)?;
+            let (w, fin) = self.compute_result_in_place(r, d, span)?;
             let n = w.layout.count();
             self.vec(
                 &format!("AscendC::{api}<{cty}>({}, {}, ({cty})({s}), {n})", w.var, src.var),
@@ -1822,7 +1840,7 @@ impl<'a> Emitter<'a> {
         if let (Some(s), None, BinaryOp::Sub) = (&ls, &rs, b) {
             // s - x = (-1 * x) + s, both steps exact.
             let src = self.compute_operand(rhs, span)?;
-            let (w, fin) = self.compute_result(r, d, span)?;
+            let (w, fin) = self.compute_result_in_place(r, d, span)?;
             let n = w.layout.count();
             self.vec(
                 &format!("AscendC::Muls<{cty}>({}, {}, ({cty})(-1.0f), {n})", w.var, src.var),
@@ -1839,7 +1857,7 @@ impl<'a> Emitter<'a> {
         }
         let a = self.compute_operand(lhs, span)?;
         let c = self.compute_operand(rhs, span)?;
-        let (w, fin) = self.compute_result(r, d, span)?;
+        let (w, fin) = self.compute_result_in_place(r, d, span)?;
         let api = api_name(b);
         self.vec(
             &format!("AscendC::{api}({}, {}, {}, {})", w.var, a.var, c.var, w.layout.count()),
@@ -2088,7 +2106,13 @@ impl<'a> Emitter<'a> {
             let cty = ctype(d);
             let dl = Layout::of(&[8]);
             let dst = self.temp_tile(d, &dl, span, "reduce result");
-            let tmp = self.temp_tile(d, &src.layout, span, "reduce scratch (sharedTmpBuffer)");
+            // sharedTmpBuffer: the documented minimum, two elements per 256-byte repeat (value and
+            // index for ReduceMax/Min), rounded to a 32-byte block.
+            let per_rep = 256 / d.size_bytes();
+            let per_blk = 32 / d.size_bytes();
+            let reps = src.layout.cols.div_ceil(per_rep);
+            let tl = Layout::of(&[(2 * reps).div_ceil(per_blk) * per_blk]);
+            let tmp = self.temp_tile(d, &tl, span, "reduce scratch (sharedTmpBuffer)");
             let api = match kind {
                 ReduceKind::Sum => "ReduceSum",
                 ReduceKind::Max => "ReduceMax",

@@ -153,8 +153,11 @@ pub struct CalcAlloc {
 
 impl CalcAlloc {
     /// Allocates `bytes` (a multiple of 32) at emission position `at`, live through `until`.
-    pub fn alloc(&mut self, bytes: u64, at: u32, until: u32) -> u64 {
-        self.live.retain(|b| b.until >= at);
+    /// With `reuse_dying`, blocks whose last use is this very position may be reused: an
+    /// element-wise vector op may write over an operand it reads for the last time (the vector
+    /// APIs allow a destination that overlaps a source completely).
+    pub fn alloc(&mut self, bytes: u64, at: u32, until: u32, reuse_dying: bool) -> u64 {
+        self.live.retain(|b| b.until > at || (b.until == at && !reuse_dying));
         self.live.sort_by_key(|b| b.offset);
         let mut off = 0u64;
         for b in &self.live {
@@ -166,6 +169,17 @@ impl CalcAlloc {
         self.live.push(Block { offset: off, bytes, until: until.max(at) });
         self.peak = self.peak.max(off + bytes);
         off
+    }
+}
+
+impl CalcAlloc {
+    /// Keeps the block at `offset` live through at least `until` (for aliases of it).
+    pub fn extend(&mut self, offset: u64, until: u32) {
+        for b in &mut self.live {
+            if b.offset == offset {
+                b.until = b.until.max(until);
+            }
+        }
     }
 }
 
@@ -189,11 +203,18 @@ mod tests {
     #[test]
     fn allocator_reuses_dead_blocks() {
         let mut a = CalcAlloc::default();
-        assert_eq!(a.alloc(256, 0, 1), 0);
-        assert_eq!(a.alloc(256, 1, 5), 256);
+        assert_eq!(a.alloc(256, 0, 1, false), 0);
+        assert_eq!(a.alloc(256, 1, 5, false), 256);
         // Block 0 died after position 1.
-        assert_eq!(a.alloc(256, 2, 3), 0);
-        assert_eq!(a.alloc(512, 4, 6), 512);
+        assert_eq!(a.alloc(256, 2, 3, false), 0);
+        assert_eq!(a.alloc(512, 4, 6, false), 512);
         assert_eq!(a.peak, 1024);
+        // An op at position 2 may overwrite the block dying there only when asked to.
+        let mut a = CalcAlloc::default();
+        assert_eq!(a.alloc(512, 0, 2, false), 0);
+        assert_eq!(a.alloc(512, 2, 4, false), 512);
+        let mut b = CalcAlloc::default();
+        assert_eq!(b.alloc(512, 0, 2, false), 0);
+        assert_eq!(b.alloc(512, 2, 4, true), 0);
     }
 }
