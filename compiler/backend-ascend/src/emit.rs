@@ -774,7 +774,9 @@ impl<'a> Emitter<'a> {
             Op::Const { value } => cxx::literal(rd.unwrap_or(DType::I64), *value),
             Op::ProgramId { axis } => format!("pid{axis}"),
             Op::NumPrograms { axis } => format!("tk_grid{axis}"),
-            Op::Arange { start, .. } => format!("((int32_t)({start} + {}))", idx[0]),
+            Op::Arange { start, .. } => {
+                format!("((int32_t)({start} + {}))", idx.first().map(String::as_str).unwrap_or("0"))
+            }
             Op::Splat { value } => self.ix(*value, &[])?,
             Op::Broadcast { value } => {
                 let os = self.ty(*value).shape.clone();
@@ -807,7 +809,9 @@ impl<'a> Emitter<'a> {
             Op::Permute { value, perm } => {
                 let mut oi = vec![String::from("0"); idx.len()];
                 for (i, &p) in perm.iter().enumerate() {
-                    oi[p as usize] = idx[i].clone();
+                    if let (Some(slot), Some(x)) = (oi.get_mut(p as usize), idx.get(i)) {
+                        *slot = x.clone();
+                    }
                 }
                 self.ix(*value, &oi)?
             }
@@ -2609,7 +2613,7 @@ fn flat_expr(l: &Layout, idx: &[String]) -> String {
         return "0".to_string();
     }
     let n = idx.len();
-    let row = row_index(&l.shape[..n - 1], &idx[..n - 1]);
+    let row = row_index(l.shape.get(..n - 1).unwrap_or(&[]), &idx[..n - 1]);
     let col = &idx[n - 1];
     if row == "0" {
         format!("(uint32_t)({col})")

@@ -234,3 +234,27 @@ fn matmul_f16_matches() {
     };
     check(&case, &AscendOptions::default());
 }
+
+#[test]
+fn example_swiglu_matches() {
+    // examples/swiglu.tk imports the stdlib `silu` helper: a fused element-wise chain.
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let n = 500usize;
+    let case = Case {
+        file: "../examples/swiglu.tk",
+        kernel: "swiglu",
+        defines: &[("BLOCK", "96")],
+        args: vec![
+            TArg::Buf(randf(&mut rng, n, -4.0, 4.0)),
+            TArg::Buf(randf(&mut rng, n, -4.0, 4.0)),
+            TArg::Buf(filled(n, -7.0)),
+            i64s(n as i64),
+        ],
+        grid: [6, 1, 1],
+        block_dim: 4,
+        rtol: 1e-5,
+        atol: 1e-6,
+    };
+    let st = check(&case, &AscendOptions::default());
+    assert!(ratio("swiglu", &st, 3 * n as u64 * 4) <= 1.1);
+}
