@@ -487,54 +487,64 @@ impl Gen<'_> {
         if dt == "bool" {
             return pick(self.rng, &["true", "false"]).to_string();
         }
-        if FLOAT_DTS.contains(&dt) {
-            pick(self.rng, &["0.0", "1.0", "0.5", "-2.5", "inf", "-inf", "nan", "1e30"]).to_string()
-        } else {
-            pick(self.rng, &["0", "1", "2", "7", "-1", "127", "255", "65536", "2147483647"])
-                .to_string()
+        let options: &[&str] = match dt {
+            _ if FLOAT_DTS.contains(&dt) => {
+                &["0.0", "1.0", "0.5", "-2.5", "inf", "-inf", "nan", "1e30"]
+            }
+            "u8" => &["0", "1", "2", "7", "255"],
+            "i8" => &["0", "1", "2", "-1", "127", "-128"],
+            _ if dt.starts_with('u') => &["0", "1", "2", "7", "255", "65536"],
+            _ => &["0", "1", "2", "7", "-1", "127", "65536", "2147483647"],
+        };
+        // A literal that does not fit now and then.
+        if self.rng.gen_bool(0.02) {
+            return "300".to_string();
         }
+        pick(self.rng, options).to_string()
     }
 
     /// An expression of (roughly) dtype `dt` and shape `shape`.
     fn expr(&mut self, dt: &'static str, shape: &[u32], depth: usize) -> String {
         let leaf = depth == 0 || self.rng.gen_bool(0.25);
         if leaf {
+            // Mostly exact matches; a scalar for a block now and then (it broadcasts in
+            // arithmetic, and is an error for builtins that need blocks).
+            let sloppy = self.rng.gen_bool(0.05);
             let matching: Vec<String> = self
                 .vars
                 .iter()
-                .filter(|(_, t)| t.dt == dt && (t.shape == shape || t.shape.is_empty()))
+                .filter(|(_, t)| t.dt == dt && (t.shape == shape || sloppy && t.shape.is_empty()))
                 .map(|(n, _)| n.clone())
                 .collect();
             if let (Some(n), true) = (matching.choose(self.rng), self.rng.gen_bool(0.7)) {
                 return n.clone();
             }
-            return match self.rng.gen_range(0..4) {
-                0 if !shape.is_empty() => {
-                    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-                    format!("zeros([{}], {dt})", dims.join(", "))
-                }
-                1 if !shape.is_empty() => {
-                    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+            if shape.is_empty() || sloppy {
+                return self.literal(dt);
+            }
+            let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+            let dims = dims.join(", ");
+            let p: Vec<(String, &str)> =
+                self.ptrs.iter().filter(|(_, d)| *d == dt).cloned().collect();
+            return match (self.rng.gen_range(0..4), p.choose(self.rng)) {
+                (0, _) => format!("zeros([{dims}], {dt})"),
+                (1, _) | (2, None) => {
                     let lit = self.literal(dt);
-                    format!("full([{}], {lit}, {dt})", dims.join(", "))
+                    format!("full([{dims}], {lit}, {dt})")
                 }
-                2 => {
-                    let p: Vec<(String, &str)> =
-                        self.ptrs.iter().filter(|(_, d)| *d == dt).cloned().collect();
-                    match p.choose(self.rng) {
-                        Some((name, _)) => {
-                            let offs = self.offsets(shape);
-                            if self.rng.gen_bool(0.5) {
-                                let lit = self.literal(dt);
-                                format!("load({name} + {offs}, mask: {offs} < n, other: {lit})")
-                            } else {
-                                format!("load({name} + {offs})")
-                            }
-                        }
-                        None => self.literal(dt),
+                (2, Some((name, _))) => {
+                    let offs = self.offsets(shape);
+                    if self.rng.gen_bool(0.5) {
+                        let lit = self.literal(dt);
+                        format!("load({name} + {offs}, mask: {offs} < n, other: {lit})")
+                    } else {
+                        format!("load({name} + {offs})")
                     }
                 }
-                _ => self.literal(dt),
+                _ => {
+                    let offs = self.offsets(shape);
+                    format!("({offs} as {dt})")
+                }
             };
         }
         let d = depth - 1;
@@ -660,7 +670,7 @@ impl Gen<'_> {
     fn stmt(&mut self, depth: usize) {
         let dt = pick(self.rng, NUM_DTS);
         let shape = self.shape();
-        match self.rng.gen_range(0..9) {
+        match self.rng.gen_range(0..14) {
             0..=2 => {
                 let e = self.expr(dt, &shape, 3);
                 let name = self.fresh("v");
@@ -764,6 +774,90 @@ impl Gen<'_> {
                     _ => self.line(&format!("print(\"value\", {e});")),
                 }
             }
+            9 if depth > 0 => {
+                // An `if` expression that also assigns an outer variable, inside a loop.
+                let acc = self.fresh("c");
+                let init = self.expr(dt, &shape, 1);
+                self.line(&format!("let mut {acc} = {init};"));
+                let iv = self.fresh("j");
+                self.line(&format!("for {iv} in range(0, n) {{"));
+                self.indent += 1;
+                let a = self.expr(dt, &shape, 2);
+                let b = self.expr(dt, &shape, 1);
+                let r = self.fresh("r");
+                let cond =
+                    pick(self.rng, &[&*format!("{iv} > 2"), "n > 0", "K > 1", "true"]).to_string();
+                self.line(&format!("let {r} = if {cond} {{ {acc} = {a}; {b} }} else {{ {b} }};"));
+                self.line(&format!("{acc} += {r};"));
+                self.indent -= 1;
+                self.line("}");
+                self.vars.push((acc, Ty { dt, shape }));
+            }
+            10 => {
+                // Reshaping builtins and scalar helpers.
+                let name = self.fresh("s");
+                let e = match self.rng.gen_range(0..6) {
+                    0 => {
+                        let a = self.expr(dt, &[4], 2);
+                        format!("broadcast_to({a}, [3, 4])")
+                    }
+                    1 => {
+                        let a = self.expr(dt, &[2, 4], 2);
+                        let p = pick(self.rng, &["[1, 0]", "[0, 1]", "[0, 0]", "[2, 0]"]);
+                        format!("permute({a}, {p})")
+                    }
+                    2 => {
+                        let a = self.expr(dt, &[4], 2);
+                        let ax = pick(self.rng, &["0", "1", "2", "-1"]);
+                        format!("expand_dims({a}, {ax})")
+                    }
+                    3 => {
+                        let a = self.expr("i32", &[], 1);
+                        format!("cdiv({a}, K) + num_programs(0) + program_id(1)")
+                    }
+                    4 => {
+                        let a = self.expr(dt, &[2, 4], 2);
+                        let ax = pick(self.rng, &["0", "1", "-1", "-2", "2"]);
+                        let f = pick(self.rng, &["sum", "max", "argmin", "cumsum"]);
+                        let kd = if f == "cumsum" { "reverse: true" } else { "keep_dims: true" };
+                        format!("{f}({a}, axis: {ax}, {kd})")
+                    }
+                    _ => {
+                        let a = self.expr("i32", &[16], 2);
+                        let bins = pick(self.rng, &["4", "16", "K", "0"]);
+                        format!("histogram({a}, {bins}, mask: {a} >= 0)")
+                    }
+                };
+                self.line(&format!("let {name} = {e};"));
+            }
+            11 if !self.helpers.is_empty() || depth > 0 => {
+                // A reduction with a combine helper; `add`/`mx` are always defined.
+                let n = self.dim();
+                let a = self.expr(dt, &[2, n], 2);
+                let f = pick(self.rng, &["reduce", "scan"]);
+                let h = pick(self.rng, &["add", "mx", "add", "mx", "pair", "h0"]);
+                let ax = pick(self.rng, &["0", "1"]);
+                let name = self.fresh("red");
+                self.line(&format!("let {name} = {f}({a}, {ax}, combine: {h});"));
+            }
+            12 => {
+                // Annotated and compile-time-dependent bindings.
+                let name = self.fresh("t");
+                let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+                let ty = if shape.is_empty() {
+                    dt.to_string()
+                } else {
+                    format!("{dt}[{}]", dims.join(", "))
+                };
+                let e = self.expr(dt, &shape, 2);
+                if self.rng.gen_bool(0.5) {
+                    self.line(&format!("let {name}: {ty} = {e};"));
+                } else {
+                    let other = self.expr(dt, &shape, 1);
+                    self.line(&format!("let {name} = if K > 2 {{ {e} }} else {{ {other} }};"));
+                }
+                self.vars.push((name, Ty { dt, shape }));
+            }
             _ => {
                 // An atomic on an f32 or i32 pointer.
                 let p: Vec<(String, &str)> =
@@ -771,8 +865,14 @@ impl Gen<'_> {
                 let Some((name, pdt)) = p.choose(self.rng).cloned() else { return };
                 let offs = self.offsets(&shape);
                 let e = self.expr(pdt, &shape, 2);
-                let f = pick(self.rng, &["atomic_add", "atomic_max", "atomic_min", "atomic_xchg"]);
-                self.line(&format!("{f}({name} + {offs}, {e}, mask: {offs} < n);"));
+                if self.rng.gen_bool(0.2) {
+                    let c = self.expr(pdt, &shape, 1);
+                    self.line(&format!("let old = atomic_cas({name} + {offs}, {c}, {e});"));
+                } else {
+                    let f =
+                        pick(self.rng, &["atomic_add", "atomic_max", "atomic_min", "atomic_xchg"]);
+                    self.line(&format!("{f}({name} + {offs}, {e}, mask: {offs} < n);"));
+                }
             }
         }
     }
@@ -793,17 +893,30 @@ fn typed(rng: &mut ChaCha8Rng) -> (String, Vec<(String, String)>) {
         let name = format!("h{h}");
         let arity = g.rng.gen_range(1..=2);
         let params: Vec<String> = (0..arity).map(|i| format!("p{i}")).collect();
-        let body = match (arity, g.rng.gen_range(0..4)) {
+        let body = match (arity, g.rng.gen_range(0..6)) {
             (1, 0) => "p0 * p0".to_string(),
             (1, 1) => "let t = p0 + p0;\n    t - p0".to_string(),
-            (1, _) => "if true { p0 } else { p0 + p0 }".to_string(),
+            (1, 2) => "if true { p0 } else { p0 + p0 }".to_string(),
+            (1, 3) => {
+                "let mut t = p0;\n    for i in static_range(0, 3) { t += p0; }\n    t".to_string()
+            }
+            (1, _) => "if SIZE > 2 { p0 } else if SIZE > 1 { p0 * p0 } else { -p0 }".to_string(),
             (_, 0) => "p0 * p1 + p0".to_string(),
             (_, 1) => "return minimum(p0, p1);".to_string(),
+            (_, 2) => "(p0 + p1, p0 - p1)".to_string(),
+            (_, 3) => "if p0 < p1 { p0 } else { p1 }".to_string(),
             (_, _) => "where(p0 < p1, p1, p0)".to_string(),
         };
-        g.out.push_str(&format!("fn {name}({}) {{\n    {body}\n}}\n\n", params.join(", ")));
+        let typed_param = if g.rng.gen_bool(0.2) { ": f32" } else { "" };
+        g.out.push_str(&format!(
+            "fn {name}(p0{typed_param}{}) {{\n    {body}\n}}\n\n",
+            if arity == 2 { ", p1" } else { "" }
+        ));
+        let _ = params;
         g.helpers.push((name, arity));
     }
+    g.out.push_str("const SIZE: i32 = 3;\nfn add(a, b) { a + b }\nfn mx(a, b) { maximum(a, b) }\n");
+    g.out.push_str("fn pair(a, b) { (a, b) }\n\n");
     let n_ptrs = g.rng.gen_range(1..=3);
     let mut params = Vec::new();
     for i in 0..n_ptrs {
@@ -825,7 +938,16 @@ fn typed(rng: &mut ChaCha8Rng) -> (String, Vec<(String, String)>) {
     if g.rng.gen_bool(0.1) {
         defines.push(("K".to_string(), pick(g.rng, &["0", "3", "-2", "100000"]).to_string()));
     }
-    (g.out, defines)
+    // Some programs get a random edit, for errors deep inside otherwise plausible kernels.
+    let mut text = g.out;
+    if rng_edit(g.rng) {
+        text = mutate_once(g.rng, &text);
+    }
+    (text, defines)
+}
+
+fn rng_edit(rng: &mut ChaCha8Rng) -> bool {
+    rng.gen_bool(0.25)
 }
 
 #[test]
