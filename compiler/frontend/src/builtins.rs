@@ -323,7 +323,8 @@ impl FnLower<'_, '_> {
                     },
                     None => false,
                 };
-                if t.elem.is_ptr() {
+                // The IR's `sort` takes numbers only, as `topk` does.
+                if t.elem.is_ptr() || t.elem.dtype().is_some_and(|d| d.is_bool()) {
                     let d =
                         Diagnostic::error("E0520", format!("`sort` needs numbers, not `{t}`"), xs);
                     return self.error(d);

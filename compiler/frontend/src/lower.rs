@@ -286,6 +286,14 @@ impl<'p, 'a> FnLower<'p, 'a> {
 
     /// Checks a new block shape against the language limits (rank 1..=4, size).
     pub fn check_shape(&mut self, shape: &[u32], span: Span) -> bool {
+        if shape.is_empty() {
+            self.error(
+                Diagnostic::error("E0407", "a block shape needs at least one dimension", span)
+                    .with_label("shape []")
+                    .with_help("for a single value use a scalar, e.g. `0.0` or `x as f32`"),
+            );
+            return false;
+        }
         if shape.len() > 4 {
             self.error(
                 Diagnostic::error(
