@@ -15,7 +15,11 @@ use tk_runtime::manifest::{
 pub enum Target {
     /// Machine code for this CPU through LLVM (a shared library)
     Cpu,
-    /// Every target this build of tkc supports, one sub-folder each
+    /// PTX text for NVIDIA GPUs
+    Ptx,
+    /// Ascend C source, host launcher and CMake project for Huawei Ascend NPUs
+    Ascend,
+    /// Every target, one sub-folder each (cpu/, ptx/, ascend/)
     All,
 }
 
@@ -47,6 +51,15 @@ pub struct BuildCmd {
     /// Leave out run-time checks (`device_assert`) for speed
     #[arg(long)]
     pub no_checks: bool,
+    /// GPU architecture for `--target ptx`: sm_80 or sm_90
+    #[arg(long, default_value = "sm_80")]
+    pub arch: String,
+    /// Warps per program for `--target ptx`: 1, 2, 4, 8 or 16
+    #[arg(long, default_value_t = 4)]
+    pub num_warps: u32,
+    /// Ascend chip for `--target ascend`: 910B (192 KB UB) or 310P (256 KB UB)
+    #[arg(long, default_value = "910B")]
+    pub soc: String,
 }
 
 pub fn build(cmd: BuildCmd) -> ExitCode {
@@ -72,25 +85,175 @@ pub fn build(cmd: BuildCmd) -> ExitCode {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "kernels".into());
     let out = cmd.out.clone().unwrap_or_else(|| PathBuf::from("build").join(&stem));
-    let dir = match cmd.target {
-        Target::Cpu => out.clone(),
-        Target::All => out.join("cpu"),
+    let targets: Vec<Target> = match cmd.target {
+        Target::All => vec![Target::Cpu, Target::Ptx, Target::Ascend],
+        t => vec![t],
     };
-    let started = std::time::Instant::now();
     let hash_input = hash_input(&c, &cmd.build.define);
-    let m = match write_cpu_bundle(module, &cpu_opts, &dir, &stem, &hash_input) {
-        Ok(m) => m,
-        Err(code) => return code,
-    };
-    eprintln!(
-        "built {} kernel{} for cpu ({}) into {} in {} ms",
-        m.kernels.len(),
-        if m.kernels.len() == 1 { "" } else { "s" },
-        m.target.cpu,
-        dir.display(),
-        started.elapsed().as_millis()
-    );
+    for t in targets {
+        let name = match t {
+            Target::Cpu => "cpu",
+            Target::Ptx => "ptx",
+            _ => "ascend",
+        };
+        let dir = if cmd.target == Target::All { out.join(name) } else { out.clone() };
+        let started = std::time::Instant::now();
+        let result = match t {
+            Target::Cpu => write_cpu_bundle(module, &cpu_opts, &dir, &stem, &hash_input),
+            Target::Ptx => write_ptx_bundle(&cmd, &c, module, &dir, &stem, &hash_input),
+            _ => write_ascend_bundle(&cmd, &c, module, &dir, &hash_input),
+        };
+        let m = match result {
+            Ok(m) => m,
+            Err(code) => return code,
+        };
+        eprintln!(
+            "built {} kernel{} for {name} ({}) into {} in {} ms",
+            m.kernels.len(),
+            if m.kernels.len() == 1 { "" } else { "s" },
+            m.target.cpu,
+            dir.display(),
+            started.elapsed().as_millis()
+        );
+    }
     ExitCode::SUCCESS
+}
+
+/// Kernel entries of the manifest, common to every target.
+fn kernel_infos(module: &Module) -> Vec<KernelInfo> {
+    module
+        .functions
+        .iter()
+        .filter(|f| f.kind == FuncKind::Kernel)
+        .map(|f| KernelInfo {
+            name: f.name.clone(),
+            symbol: f.name.clone(),
+            params: params_of(module, f),
+            constexprs: f.constexprs.iter().map(|(n, v)| (n.clone(), const_text(v))).collect(),
+            launch: None,
+            traps: Vec::new(),
+            stack_bytes: 0,
+        })
+        .collect()
+}
+
+fn write_files(dir: &Path, files: &[(String, Vec<u8>)], m: &Manifest) -> Result<(), ExitCode> {
+    let fail = |e: String| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_USER)
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| fail(format!("cannot create `{}`: {e}", dir.display())))?;
+    for (name, bytes) in files {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes)
+            .map_err(|e| fail(format!("cannot write `{}`: {e}", p.display())))?;
+    }
+    let mpath = dir.join(manifest::MANIFEST_FILE);
+    std::fs::write(&mpath, m.to_json())
+        .map_err(|e| fail(format!("cannot write `{}`: {e}", mpath.display())))
+}
+
+fn write_ptx_bundle(
+    cmd: &BuildCmd,
+    c: &tk_driver::Compilation,
+    module: &Module,
+    dir: &Path,
+    stem: &str,
+    hash_input: &str,
+) -> Result<Manifest, ExitCode> {
+    let Some(arch) = tk_backend_ptx::Arch::parse(&cmd.arch) else {
+        eprintln!("error: unknown --arch `{}`; use sm_80 or sm_90", cmd.arch);
+        return Err(ExitCode::from(EXIT_USER));
+    };
+    let opts = tk_backend_ptx::Options { arch, num_warps: cmd.num_warps };
+    let mut lowered = Vec::new();
+    for f in module.kernels() {
+        match tk_backend_ptx::lower_kernel(module, f, &opts) {
+            Ok(k) => lowered.push(k),
+            Err(e) => {
+                eprint!("{}", tk_diag::render(&c.sources, &[e.to_diagnostic()], cmd.build.color()));
+                return Err(ExitCode::from(EXIT_USER));
+            }
+        }
+    }
+    let text = tk_backend_ptx::ptx::print_module(&lowered, arch);
+    let file = format!("{}.ptx", sanitize(stem));
+    let mut kernels = kernel_infos(module);
+    for k in &mut kernels {
+        if let Some(l) = lowered.iter().find(|l| l.name == k.name) {
+            k.launch = Some(manifest::LaunchInfo {
+                threads_per_program: l.threads,
+                shared_bytes: l.smem_bytes,
+            });
+        }
+    }
+    let m = Manifest {
+        format_version: manifest::FORMAT_VERSION,
+        compiler_version: env!("CARGO_PKG_VERSION").to_string(),
+        content_hash: manifest::sha256_hex(
+            format!("{hash_input}\nptx {} {}", arch.name(), cmd.num_warps).as_bytes(),
+        ),
+        target: TargetInfo {
+            kind: TargetKind::Ptx,
+            triple: "nvptx64-nvidia-cuda".into(),
+            cpu: arch.name().into(),
+            features: String::new(),
+        },
+        kernels,
+        files: vec![FileEntry {
+            path: file.clone(),
+            sha256: manifest::sha256_hex(text.as_bytes()),
+        }],
+    };
+    write_files(dir, &[(file, text.into_bytes())], &m)?;
+    Ok(m)
+}
+
+fn write_ascend_bundle(
+    cmd: &BuildCmd,
+    c: &tk_driver::Compilation,
+    module: &Module,
+    dir: &Path,
+    hash_input: &str,
+) -> Result<Manifest, ExitCode> {
+    let Some(soc) = tk_backend_ascend::Soc::parse(&cmd.soc) else {
+        eprintln!("error: unknown --soc `{}`; use 910B or 310P", cmd.soc);
+        return Err(ExitCode::from(EXIT_USER));
+    };
+    let opts = tk_backend_ascend::AscendOptions { soc, ..Default::default() };
+    let out = match tk_backend_ascend::compile_module(module, &opts) {
+        Ok(o) => o,
+        Err(diags) => {
+            eprint!("{}", tk_diag::render(&c.sources, &diags, cmd.build.color()));
+            return Err(ExitCode::from(EXIT_USER));
+        }
+    };
+    // Remarks explain lowering choices (scalar fallbacks, single buffering); opt-in to keep
+    // builds quiet.
+    if !out.remarks.is_empty() && std::env::var_os("TK_REMARKS").is_some() {
+        eprint!("{}", tk_diag::render(&c.sources, &out.remarks, cmd.build.color()));
+    }
+    let files: Vec<(String, Vec<u8>)> =
+        out.files().into_iter().map(|(n, t)| (n, t.into_bytes())).collect();
+    let m = Manifest {
+        format_version: manifest::FORMAT_VERSION,
+        compiler_version: env!("CARGO_PKG_VERSION").to_string(),
+        content_hash: manifest::sha256_hex(format!("{hash_input}\nascend {}", cmd.soc).as_bytes()),
+        target: TargetInfo {
+            kind: TargetKind::Ascend,
+            triple: "ascend".into(),
+            cpu: cmd.soc.clone(),
+            features: String::new(),
+        },
+        kernels: kernel_infos(module),
+        files: files
+            .iter()
+            .map(|(n, b)| FileEntry { path: n.clone(), sha256: manifest::sha256_hex(b) })
+            .collect(),
+    };
+    write_files(dir, &files, &m)?;
+    Ok(m)
 }
 
 /// CPU backend options from the `--cpu` flag.
