@@ -4,4 +4,5 @@ mod common;
 mod diagnostics;
 mod fuzz_frontend;
 mod interp_reference;
+mod moe;
 mod stdlib_check;
