@@ -260,7 +260,10 @@ fn softmax_equals_reference() {
     ];
     for (s, &(rows, n_cols, block, stride, lo, hi)) in shapes.iter().enumerate() {
         let what = format!("softmax rows={rows} n_cols={n_cols} BLOCK={block} stride={stride}");
-        let k = compile("softmax.tk", "softmax", &[("BLOCK", block.to_string())]);
+        // Strides that are multiples of 4 use the aligned (vectorisable) build, others opt out.
+        let aligned = (stride % 4 == 0).to_string();
+        let k =
+            compile("softmax.tk", "softmax", &[("BLOCK", block.to_string()), ("ALIGNED", aligned)]);
         let mut rng = ChaCha8Rng::seed_from_u64(400 + s as u64);
         let x = strided_rows(&mut rng, rows, n_cols, stride, lo, hi);
         let mut bufs = vec![Buffer::from_slice(&x), strided_output(rows, n_cols, stride)];
@@ -271,6 +274,23 @@ fn softmax_equals_reference() {
         let got = dense_rows(&what, &y, rows, n_cols, stride);
         let want = reference::softmax(&x, rows, n_cols, stride);
         assert_close(&what, &got, &want, |_| UNDERFLOW);
+    }
+}
+
+#[test]
+fn softmax_with_a_stride_breaking_multiple_of_fails_clearly() {
+    // The default (ALIGNED) build declares `multiple_of(stride, 4)`; the interpreter checks it.
+    let k = compile("softmax.tk", "softmax", &[("BLOCK", "64".to_string())]);
+    let x = vec![0.5f32; 2 * 63];
+    let mut bufs = vec![Buffer::from_slice(&x), Buffer::uninit(DType::F32, 2 * 63)];
+    let args = [Arg::Buffer(0), Arg::Buffer(1), Arg::i32(60), Arg::i64(63)];
+    let e = run_kernel(&k.module, k.kernel, [2, 1, 1], &args, &mut bufs, &RunOptions::default())
+        .expect_err("stride 63 is not a multiple of 4");
+    match &*e.kind {
+        ErrorKind::AssertFailed { message } => {
+            assert_eq!(message, "`stride` must be a multiple of 4 (declared with multiple_of)")
+        }
+        other => panic!("expected the multiple_of assertion, got {other:?}: {e}"),
     }
 }
 
@@ -320,7 +340,13 @@ fn layernorm_equals_reference() {
     ];
     for (s, &(rows, n_cols, block, stride, eps)) in shapes.iter().enumerate() {
         let what = format!("layernorm rows={rows} n_cols={n_cols} BLOCK={block} stride={stride}");
-        let k = compile("layernorm.tk", "layernorm", &[("BLOCK", block.to_string())]);
+        // Strides that are multiples of 4 use the aligned (vectorisable) build, others opt out.
+        let aligned = (stride % 4 == 0).to_string();
+        let k = compile(
+            "layernorm.tk",
+            "layernorm",
+            &[("BLOCK", block.to_string()), ("ALIGNED", aligned)],
+        );
         let mut rng = ChaCha8Rng::seed_from_u64(500 + s as u64);
         let x = strided_rows(&mut rng, rows, n_cols, stride, -3.0, 5.0);
         let w = uniform(&mut rng, n_cols, 0.5, 1.5);
@@ -360,7 +386,10 @@ fn rmsnorm_equals_reference() {
     ];
     for (s, &(rows, n_cols, block, stride, eps)) in shapes.iter().enumerate() {
         let what = format!("rmsnorm rows={rows} n_cols={n_cols} BLOCK={block} stride={stride}");
-        let k = compile("rmsnorm.tk", "rmsnorm", &[("BLOCK", block.to_string())]);
+        // Strides that are multiples of 4 use the aligned (vectorisable) build, others opt out.
+        let aligned = (stride % 4 == 0).to_string();
+        let k =
+            compile("rmsnorm.tk", "rmsnorm", &[("BLOCK", block.to_string()), ("ALIGNED", aligned)]);
         let mut rng = ChaCha8Rng::seed_from_u64(600 + s as u64);
         let x = strided_rows(&mut rng, rows, n_cols, stride, -4.0, 4.0);
         let w = uniform(&mut rng, n_cols, -1.5, 1.5);

@@ -80,6 +80,13 @@ pub enum RuntimeError {
         param: String,
         align: usize,
     },
+    /// A scalar breaks a `multiple_of` fact the kernel was compiled with.
+    NotMultiple {
+        kernel: String,
+        param: String,
+        value: i128,
+        factor: u64,
+    },
     /// A program stopped early: a failed `device_assert`, a bad loop step, a division fault.
     KernelTrap {
         kernel: String,
@@ -113,6 +120,7 @@ impl fmt::Display for RuntimeError {
             NullPointer { kernel, param } => write!(f, "kernel `{kernel}`: parameter `{param}` got a null pointer"),
             ReadOnlyBuffer { kernel, param } => write!(f, "kernel `{kernel}` writes through `{param}`, so it must be passed with `Arg::slice_mut`"),
             Misaligned { kernel, param, align } => write!(f, "kernel `{kernel}`: buffer `{param}` does not start at a {align}-byte aligned address; pass a whole Vec (Rust allocations of 16 bytes or more are aligned) or copy the sub-slice into one"),
+            NotMultiple { kernel, param, value, factor } => write!(f, "kernel `{kernel}` was compiled assuming `{param}` is a multiple of {factor} (multiple_of), but it is {value}; pad the data to meet it, or rebuild a variant without the assumption (for the stdlib row kernels: -D ALIGNED=false)"),
             BadGrid { reason } => write!(f, "bad grid: {reason}"),
             KernelTrap { kernel, program, message } => write!(f, "kernel `{kernel}` stopped in program {program:?}: {message}"),
             StackTooSmall { kernel, needed, available } => write!(f, "kernel `{kernel}` needs {needed} bytes of stack per program but worker threads have {available}; set TK_STACK_MB higher or use smaller blocks"),

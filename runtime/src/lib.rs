@@ -264,7 +264,20 @@ impl Kernel {
                 }
             };
             match (p.kind, a) {
-                (ParamKind::Scalar, Arg::Scalar(s)) if s.dtype == p.dtype => slots.push(s.bits),
+                (ParamKind::Scalar, Arg::Scalar(s)) if s.dtype == p.dtype => {
+                    if let Some(factor) = p.multiple_of {
+                        let value = scalar_int(s);
+                        if factor > 0 && value % factor as i128 != 0 {
+                            return Err(RuntimeError::NotMultiple {
+                                kernel: kname.clone(),
+                                param: p.name.clone(),
+                                value,
+                                factor,
+                            });
+                        }
+                    }
+                    slots.push(s.bits)
+                }
                 (ParamKind::Pointer, Arg::Buffer { ptr, dtype, mutable, .. })
                     if *dtype == p.dtype =>
                 {
@@ -293,5 +306,20 @@ impl Kernel {
             }
         }
         Ok(cpu::ArgSlots::new(slots))
+    }
+}
+
+/// The integer value of a scalar argument (sign-extended for signed types).
+fn scalar_int(s: &ScalarValue) -> i128 {
+    let bits = s.bits;
+    match s.dtype {
+        Dtype::I8 => bits as u8 as i8 as i128,
+        Dtype::I16 => bits as u16 as i16 as i128,
+        Dtype::I32 => bits as u32 as i32 as i128,
+        Dtype::I64 => bits as i64 as i128,
+        Dtype::U8 => bits as u8 as i128,
+        Dtype::U16 => bits as u16 as i128,
+        Dtype::U32 => bits as u32 as i128,
+        _ => bits as i128,
     }
 }

@@ -99,6 +99,10 @@ pub struct ParamInfo {
     /// requires such buffers to be passed mutably.
     #[serde(default)]
     pub written: bool,
+    /// For integer scalars declared with `multiple_of(param, n)`: `n`. The runtime refuses
+    /// launches whose value is not a multiple (the compiled code relies on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiple_of: Option<u64>,
 }
 
 /// Launch facts a GPU target records (threads per program, shared memory).

@@ -35,8 +35,13 @@ fn make_bundle(dir: &Path, kind: TargetKind) {
         .unwrap();
     assert!(st.success());
     let lib = std::fs::read(dir.join("libk.so")).unwrap();
-    let p =
-        |name: &str, kind, dtype, written| ParamInfo { name: name.into(), kind, dtype, written };
+    let p = |name: &str, kind, dtype, written| ParamInfo {
+        name: name.into(),
+        kind,
+        dtype,
+        written,
+        multiple_of: None,
+    };
     let m = Manifest {
         format_version: FORMAT_VERSION,
         compiler_version: "test".into(),

@@ -34,7 +34,7 @@ fn vector_add_ragged() {
 }
 
 fn rows_kernel(file: &str, kernel: &str, extra_f32: &[usize], eps: bool) {
-    let m = frontend(&stdlib(file), &[("BLOCK", "160")]);
+    let m = frontend(&stdlib(file), &[("BLOCK", "160"), ("ALIGNED", "false")]);
     let l = load(&m, &CpuOptions::default());
     eprintln!("{kernel}: compile_module took {:?}", l.compile_time);
     let (rows, cols, stride) = (7usize, 150usize, 153usize);
@@ -123,7 +123,7 @@ fn matmul_f16_inputs_f32_accumulator() {
 
 #[test]
 fn portable_baseline_and_llvm_ir_text() {
-    let m = frontend(&stdlib("softmax.tk"), &[("BLOCK", "64")]);
+    let m = frontend(&stdlib("softmax.tk"), &[("BLOCK", "64"), ("ALIGNED", "false")]);
     let opts = CpuOptions { target: CpuTarget::Baseline, ..CpuOptions::default() };
     let l = load(&m, &opts);
     assert_eq!(l.artifact.cpu, "x86-64-v3");

@@ -14,7 +14,7 @@ const CASES: [(u32, usize, u32); 6] =
 #[test]
 fn softmax_matches_interpreter() {
     for (block, n_cols, warps) in CASES {
-        let m = compile("softmax.tk", &[("BLOCK", &block.to_string())]);
+        let m = compile("softmax.tk", &[("BLOCK", &block.to_string()), ("ALIGNED", "false")]);
         let rows = 3;
         let stride = n_cols + 3;
         let o = check(
@@ -38,7 +38,7 @@ fn softmax_matches_interpreter() {
 #[test]
 fn rmsnorm_and_layernorm_match_interpreter() {
     for (block, n_cols, warps) in CASES {
-        let d = [("BLOCK", block.to_string())];
+        let d = [("BLOCK", block.to_string()), ("ALIGNED", "false".to_string())];
         let d: Vec<(&str, &str)> = d.iter().map(|(a, b)| (*a, b.as_str())).collect();
         let rows = 2u32;
         let stride = n_cols;

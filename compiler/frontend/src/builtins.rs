@@ -533,6 +533,7 @@ impl FnLower<'_, '_> {
                 let s = self.lower_binary(BinOp::Sub, s, one, span, span, span);
                 self.lower_binary(BinOp::Div, s, y, span, span, ys)
             }
+            "multiple_of" => self.builtin_multiple_of(args, span),
             "static_assert" => {
                 let Some(mut a) = self.bind_args(name, &["cond", "message?"], args, span, false)
                 else {
@@ -1327,6 +1328,61 @@ impl FnLower<'_, '_> {
         };
         let r = self.emit1(Op::Dot { a: x, b: y, acc, precision }, at.clone(), span);
         self.ir(r, at, Strength::Strong)
+    }
+}
+
+impl FnLower<'_, '_> {
+    /// `multiple_of(param, n)`: declares that an integer kernel parameter is a multiple of `n` at
+    /// every launch. Backends use it (e.g. to prove row starts aligned for vector loads); the
+    /// runtime refuses launches that break it, and the interpreter checks it as an assertion.
+    fn builtin_multiple_of(&mut self, args: &[ast::Arg], span: Span) -> Val {
+        let Some(mut a) = self.bind_args("multiple_of", &["x", "n"], args, span, false) else {
+            return Val::Error;
+        };
+        let (x, xs) = a.take(0).expect("x");
+        let (nv, ns) = a.take(1).expect("n");
+        let Some(n) = self.const_int(&nv, ns, "the factor") else { return Val::Error };
+        if n < 1 {
+            let d = Diagnostic::error("E0557", format!("the factor must be positive, not {n}"), ns);
+            return self.error(d);
+        }
+        let param = match &x {
+            Val::Ir { value, .. } => match self.func.value(*value).def {
+                tk_ir::ValueDef::Param(i) if self.func.kind == tk_ir::FuncKind::Kernel => Some(i),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(index) = param else {
+            let d = Diagnostic::error("E0558", "`multiple_of` applies to integer parameters of a kernel", xs)
+                .with_label("not a kernel parameter")
+                .with_help("pass the parameter itself, e.g. `multiple_of(stride, 4)` at the start of the kernel");
+            return self.error(d);
+        };
+        let Some(view) = self.view(&x) else { return Val::Error };
+        if !view.shape.is_empty() || !view.dtype().is_some_and(|d| d.is_int()) {
+            let d = Diagnostic::error(
+                "E0559",
+                format!("`multiple_of` needs an integer scalar, but this is `{}`", view.to_type()),
+                xs,
+            );
+            return self.error(d);
+        }
+        self.func.param_multiples.push((index, n as u64));
+        let pname = self.func.params[index as usize].name.clone();
+        // The interpreter and CPU debug builds check the fact like any assertion.
+        let nval =
+            Val::Const { value: ConstValue::Int(n), dtype: DType::I32, strength: Strength::Weak };
+        let zero =
+            Val::Const { value: ConstValue::Int(0), dtype: DType::I32, strength: Strength::Weak };
+        let rem = self.lower_binary(tk_syntax::ast::BinOp::Rem, x.clone(), nval, span, xs, ns);
+        let ok = self.lower_binary(tk_syntax::ast::BinOp::Eq, rem, zero, span, span, span);
+        if let Some((c, _)) = self.materialize(&ok, span) {
+            let message =
+                format!("`{pname}` must be a multiple of {n} (declared with multiple_of)");
+            self.emit(Op::DeviceAssert { cond: c, message }, &[], span);
+        }
+        x
     }
 }
 

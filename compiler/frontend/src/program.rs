@@ -96,6 +96,7 @@ pub const BUILTINS: &[&str] = &[
     "device_assert",
     "print",
     "cdiv",
+    "multiple_of",
 ];
 
 /// Collects the top-level items of all files into one namespace, reporting duplicates.

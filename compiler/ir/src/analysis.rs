@@ -262,6 +262,19 @@ fn dims_of(t: &Type) -> Vec<u64> {
 
 /// Computes axis info for every value of `f` (a function of `m`).
 pub fn analyze(m: &Module, f: &Function, hints: &ParamHints) -> AxisInfoTable {
+    // The kernel's own `multiple_of` facts join the caller's hints (the runtime checks them).
+    let merged;
+    let hints = if f.param_multiples.is_empty() {
+        hints
+    } else {
+        let mut h = hints.clone();
+        for &(i, n) in &f.param_multiples {
+            let d = h.divisibility.entry(i).or_insert(1);
+            *d = (*d).max(n);
+        }
+        merged = h;
+        &merged
+    };
     let mut a = Analyzer { m, f, infos: vec![None; f.values.len()] };
     for (i, p) in f.params.iter().enumerate() {
         let info = a.param_info(i as u32, p.value, hints);

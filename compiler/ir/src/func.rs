@@ -75,6 +75,9 @@ pub struct Function {
     pub params: Vec<Param>,
     /// Compile-time parameters and the values they were built with (recorded for the manifest).
     pub constexprs: Vec<(String, ConstValue)>,
+    /// `multiple_of(param, n)` facts: integer parameter `.0` is a multiple of `.1` at every
+    /// launch. The runtime checks them before launching; analyses may rely on them.
+    pub param_multiples: Vec<(u32, u64)>,
     /// Types of the values the body yields (empty for kernels).
     pub results: Vec<TypeId>,
     pub body: RegionId,
@@ -92,6 +95,7 @@ impl Function {
             kind,
             params: Vec::new(),
             constexprs: Vec::new(),
+            param_multiples: Vec::new(),
             results: Vec::new(),
             body: RegionId(0),
             values: Vec::new(),

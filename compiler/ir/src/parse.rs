@@ -591,6 +591,35 @@ impl Parser {
                 self.expect_punct(')')?;
             }
         }
+        if self.eat_kw("multiple_of") {
+            self.expect_punct('(')?;
+            loop {
+                let vpos = self.here();
+                let v = self.use_value(&st)?;
+                let Some(index) = st.f.params.iter().position(|p| p.value == v) else {
+                    return err(
+                        vpos,
+                        "`multiple_of` names a value that is not a parameter".to_string(),
+                    );
+                };
+                self.expect_punct('=')?;
+                let (lit, pos) = self.literal()?;
+                let n = match lit_to_const(lit, None, pos)? {
+                    ConstValue::Int(n) if n > 0 => n as u64,
+                    _ => {
+                        return err(
+                            pos,
+                            "a `multiple_of` factor must be a positive integer".to_string(),
+                        )
+                    }
+                };
+                st.f.param_multiples.push((index as u32, n));
+                if !self.eat_punct(',') {
+                    break;
+                }
+            }
+            self.expect_punct(')')?;
+        }
         if *self.peek() == Tok::Arrow {
             self.next();
             self.expect_punct('(')?;

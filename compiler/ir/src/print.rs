@@ -10,6 +10,7 @@
 //! module    := function*
 //! function  := ("kernel" | "helper") "@" name "(" [param ("," param)*] ")"
 //!              ["constexpr" "(" [name "=" literal ("," name "=" literal)*] ")"]
+//!              ["multiple_of" "(" value "=" int ("," value "=" int)* ")"]
 //!              ["->" "(" [type ("," type)*] ")"] region
 //! param     := value ":" type
 //! region    := "{" op* "}"                       // the last op is `yield`
@@ -306,6 +307,16 @@ impl Printer<'_> {
                 .map(|(n, v)| format!("{} = {}", fmt_name(n), fmt_const(*v, None)))
                 .collect();
             let _ = write!(self.out, " constexpr({})", cs.join(", "));
+        }
+        if !f.param_multiples.is_empty() {
+            let ms: Vec<String> = f
+                .param_multiples
+                .iter()
+                .filter_map(|&(i, n)| {
+                    f.params.get(i as usize).map(|p| format!("{} = {n}", self.v(p.value)))
+                })
+                .collect();
+            let _ = write!(self.out, " multiple_of({})", ms.join(", "));
         }
         if !f.results.is_empty() {
             let rs: Vec<String> = f.results.iter().map(|&t| self.ty(t)).collect();

@@ -45,7 +45,8 @@
 //!   yields one, and neither it nor anything nested in it touches memory (load, store, atomics).
 //! - [`Rule::Signature`]: the body region has no arguments and yields the declared result types;
 //!   kernels return nothing and take only scalar and pointer (not block) parameters; parameter
-//!   names and constexpr names are distinct within a function; function names are distinct
+//!   names and constexpr names are distinct within a function; `multiple_of` facts name integer
+//!   scalar parameters with positive factors; function names are distinct
 //!   within a module (calls and the text form refer to functions by name).
 //! - [`Rule::Call`]: the callee is a helper; argument and result counts and types match its
 //!   signature; there is no recursion (directly or through other helpers); with
@@ -491,6 +492,15 @@ impl<'a> Checker<'a> {
         for (n, _) in &f.constexprs {
             if !cnames.insert(n.as_str()) {
                 self.err(None, Rule::Signature, format!("two constexprs are named `{n}`"));
+            }
+        }
+        for &(i, n) in &f.param_multiples {
+            let ok = f.params.get(i as usize).is_some_and(|p| {
+                let t = self.m.types.try_get(p.ty);
+                t.is_some_and(|t| t.shape.is_empty() && t.elem.dtype().is_some_and(|d| d.is_int()))
+            });
+            if !ok || n == 0 {
+                self.err(None, Rule::Signature, format!("`multiple_of` fact ({i}, {n}) must name an integer scalar parameter and a positive factor"));
             }
         }
         if f.kind == FuncKind::Kernel && !f.results.is_empty() {

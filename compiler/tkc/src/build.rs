@@ -379,19 +379,39 @@ pub fn params_of(m: &Module, f: &tk_ir::Function) -> Vec<ParamInfo> {
     f.params
         .iter()
         .zip(written)
-        .map(|(p, w)| match m.ty(p.ty).elem {
+        .enumerate()
+        .map(|(idx, (p, w))| match m.ty(p.ty).elem {
             Elem::Scalar(d) => ParamInfo {
                 name: p.name.clone(),
                 kind: ParamKind::Scalar,
                 dtype: dtype(d),
                 written: false,
+                multiple_of: f
+                    .param_multiples
+                    .iter()
+                    .filter(|(i, _)| *i as usize == idx)
+                    .map(|&(_, n)| n)
+                    .reduce(lcm),
             },
             Elem::Ptr(d) => ParamInfo {
                 name: p.name.clone(),
                 kind: ParamKind::Pointer,
                 dtype: dtype(d),
                 written: w,
+                multiple_of: None,
             },
         })
         .collect()
+}
+
+/// Least common multiple: two `multiple_of` facts on one parameter combine into one.
+fn lcm(a: u64, b: u64) -> u64 {
+    fn gcd(a: u64, b: u64) -> u64 {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    a / gcd(a, b) * b
 }

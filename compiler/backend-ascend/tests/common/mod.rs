@@ -41,13 +41,21 @@ pub struct SimStats {
     pub ub_to_gm: u64,
     pub gm_scalar_read: u64,
     pub gm_scalar_write: u64,
+    /// GM -> L1 (cube operands) and L0C -> GM (Fixpipe) bytes.
+    pub gm_to_l1: u64,
+    pub l0c_to_gm: u64,
     pub vector: u64,
     pub dma: u64,
 }
 
 impl SimStats {
     pub fn gm_bytes(&self) -> u64 {
-        self.gm_to_ub + self.ub_to_gm + self.gm_scalar_read + self.gm_scalar_write
+        self.gm_to_ub
+            + self.ub_to_gm
+            + self.gm_to_l1
+            + self.l0c_to_gm
+            + self.gm_scalar_read
+            + self.gm_scalar_write
     }
 }
 
@@ -143,6 +151,8 @@ pub fn run_sim(
             "gm_scalar_write" => st.gm_scalar_write = v,
             "vector" => st.vector = v,
             "dma" => st.dma = v,
+            "gm_to_l1" => st.gm_to_l1 = v,
+            "l0c_to_gm" => st.l0c_to_gm = v,
             _ => {}
         }
     }
@@ -221,21 +231,52 @@ pub struct Case<'a> {
 
 /// The full check: emit, build, run, compare every buffer. Returns the simulator's counters.
 pub fn check(case: &Case, opts: &AscendOptions) -> SimStats {
-    let m = compile(&stdlib(case.file), case.defines);
+    check_all(std::slice::from_ref(case), opts).remove(0)
+}
+
+/// [`check`] for several argument sets of one kernel (same file, kernel and defines): the
+/// emitted code is built once and run once per case.
+pub fn check_all(cases: &[Case], opts: &AscendOptions) -> Vec<SimStats> {
+    let first = &cases[0];
+    assert!(cases
+        .iter()
+        .all(|c| c.file == first.file && c.kernel == first.kernel && c.defines == first.defines));
+    let m = compile(&stdlib(first.file), first.defines);
     let out = tk_backend_ascend::compile_module(&m, opts).unwrap_or_else(|d| panic!("{d:#?}"));
-    let k = out.kernels.iter().find(|k| k.name == case.kernel).expect("kernel emitted");
+    let k = out.kernels.iter().find(|k| k.name == first.kernel).expect("kernel emitted");
     let dir = tempfile::tempdir().unwrap();
     let defs: Vec<&str> = opts.soc.sim_define().into_iter().collect();
     let exe = build(k, &out.cmake, dir.path(), &defs);
-    let (got, st) = run_sim(&exe, dir.path(), k, &case.args, case.grid, case.block_dim)
-        .unwrap_or_else(|e| {
-            panic!("simulation of `{}` failed:\n{e}\n--- kernel ---\n{}", case.kernel, k.kernel_cpp)
-        });
-    let want = run_interp(&m, case.kernel, &case.args, case.grid);
-    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        if let (Some(g), Some(w)) = (g, w) {
-            assert_close(&format!("{} param {i}", case.kernel), g, w, case.rtol, case.atol);
+    let mut stats = Vec::new();
+    for case in cases {
+        let (got, st) = run_sim(&exe, dir.path(), k, &case.args, case.grid, case.block_dim)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "simulation of `{}` failed:\n{e}\n--- kernel ---\n{}",
+                    case.kernel, k.kernel_cpp
+                )
+            });
+        let want = run_interp(&m, case.kernel, &case.args, case.grid);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            if let (Some(g), Some(w)) = (g, w) {
+                assert_close(&format!("{} param {i}", case.kernel), g, w, case.rtol, case.atol);
+            }
         }
+        stats.push(st);
     }
-    st
+    stats
+}
+
+/// Prints one row of the traffic table (`bench/ascend-traffic.md`) and returns the ratio of the
+/// GM bytes the simulation moved to `min`, the bytes a kernel must move at least.
+pub fn traffic_row(kernel: &str, sizes: &str, st: &SimStats, min: u64) -> f64 {
+    let r = st.gm_bytes() as f64 / min as f64;
+    println!(
+        "| {kernel} | {sizes} | {} | {} | {} | {} | {min} | {r:.3} |",
+        st.gm_to_ub + st.gm_to_l1,
+        st.ub_to_gm + st.l0c_to_gm,
+        st.gm_scalar_read + st.gm_scalar_write,
+        st.gm_bytes(),
+    );
+    r
 }
