@@ -6,7 +6,7 @@
 //! operand's array. Loop-carried values and `if` results live in slots written by `yield`.
 //! Scalar semantics are in `scalar.rs`.
 
-use crate::scalar::{iv, pv, Sc};
+use crate::lanes::{iv, pv, Sc};
 use crate::target::Machine;
 use crate::{CpuError, CpuKernel, CpuOptions, Trap, TrapKind};
 use inkwell::basic_block::BasicBlock;
@@ -541,13 +541,14 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                     )
                 });
                 self.elementwise(od, &[*lhs, *rhs], trap, move |sc, x| {
-                    sc.binary(op, dt, x[0], x[1])
+                    let (r, bad) = sc.binary(op, dt, x[0], x[1])?;
+                    Ok((r, bad.map(iv).transpose()?))
                 })
             }
             Op::Cmp { pred, lhs, rhs } => {
                 let (pred, dt) = (*pred, self.dtype(*lhs)?);
                 self.elementwise(od, &[*lhs, *rhs], None, move |sc, x| {
-                    Ok((sc.cmp(pred, dt, x[0], x[1])?.into(), None))
+                    Ok((sc.cmp(pred, dt, x[0], x[1])?, None))
                 })
             }
             Op::Select { cond, on_true, on_false } => {
@@ -574,7 +575,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                 };
                 let odt = self.dtype(*offset)?;
                 self.elementwise(od, &[*ptr, *offset], None, move |sc, x| {
-                    let off = sc.to_i64(odt, iv(x[1])?)?;
+                    let off = iv(sc.to_i64(odt, x[1])?)?;
                     let t = sc.mem_ty(Elem::Scalar(dt));
                     // SAFETY (of the generated code): pointer arithmetic only; not inbounds.
                     let p = unsafe { sc.b.build_gep(t, pv(x[0])?, &[off], "addptr")? };
@@ -852,11 +853,11 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                     let x = g.load_mem(g.elem_ptr(src, xe, pos)?, xe)?;
                     let cur = g.sc.b.build_load(acc_ty, acc, "acc")?;
                     if is_arg {
-                        let better = if kind == ReduceKind::Argmax {
+                        let better = iv(if kind == ReduceKind::Argmax {
                             g.sc.gt_nan_high(dt, x, cur)?
                         } else {
                             g.sc.lt_nan_low(dt, x, cur)?
-                        };
+                        })?;
                         let nv = g.sc.b.build_select(better, x, cur, "bv")?;
                         g.sc.b.build_store(acc, nv)?;
                         let i32t = g.sc.cx.i32_type();
@@ -1033,11 +1034,11 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                 g.sc.b.position_at_end(check);
                 let jm = g.sc.b.build_int_sub(j, g.i64c(1), "jm")?;
                 let prev = g.load_mem(g.elem_ptr(sv, xe, jm)?, xe)?;
-                let before = if descending {
+                let before = iv(if descending {
                     g.sc.gt_nan_high(dt, key, prev)?
                 } else {
                     g.sc.gt_nan_high(dt, prev, key)?
-                };
+                })?;
                 g.sc.b.build_conditional_branch(before, shift, done)?;
                 g.sc.b.position_at_end(shift);
                 g.store_at(sv, xe, j, prev)?;
@@ -1081,7 +1082,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         let ie = Elem::Scalar(DType::I32);
         self.emit_loop(0, n, |g, i| {
             let x = iv(g.elem_at(value, i)?)?;
-            let x64 = g.sc.to_i64(dt, x)?;
+            let x64 = iv(g.sc.to_i64(dt, x.into())?)?;
             let b = &g.sc.b;
             let nb = g.i64c(bins as u64);
             let mut ok = if dt.is_signed_int() {

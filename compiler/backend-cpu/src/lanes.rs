@@ -1,34 +1,46 @@
-//! Scalar semantics in LLVM IR: one function per kind of element-wise op, each emitting the exact
-//! tk rule of [`tk_ir::eval`] for one lane (the block lowering calls them inside its loops).
+//! Lane semantics in LLVM IR: one function per kind of element-wise op, each emitting the exact
+//! tk rule of [`tk_ir::eval`]. Every function works on a scalar or on a vector of lanes alike
+//! (`<W x T>`), which is how the fused loops of `fused.rs` and the scalar code of `codegen.rs`
+//! share one definition of the semantics.
+//!
+//! inkwell's typed builder API distinguishes scalar and vector values at the type level, so the
+//! instructions here are built through the LLVM C API (`inkwell::llvm_sys`) on
+//! [`BasicValueEnum`]s, whose variant already says scalar or vector. Constants take the shape of
+//! the value they combine with ([`Sc::cf`], [`Sc::ci`]).
 //!
 //! f16 and bf16 compute in f32 (exact for `+ - * / sqrt`: f32 has more than twice their
-//! precision plus two bits) and round back after every op; transcendentals compute in f64 through
-//! the C library and round once. bf16 conversions are emitted inline (round to nearest even,
-//! NaN stays NaN) because the system libgcc may lack `__truncsfbf2`.
+//! precision plus two bits) and round back after every op. f32 transcendentals are the inline
+//! polynomials of `vmath.rs`; f64 ones call the C library per lane. bf16 conversions are
+//! emitted inline (round to nearest even, NaN stays NaN) because the system libgcc may lack
+//! `__truncsfbf2`.
 
 use crate::codegen::R;
+use crate::vmath;
 use crate::CpuError;
 use inkwell::builder::Builder;
 use inkwell::context::Context;
 use inkwell::intrinsics::Intrinsic;
+use inkwell::llvm_sys::core as llc;
+use inkwell::llvm_sys::prelude::{LLVMTypeRef, LLVMValueRef};
+use inkwell::llvm_sys::{LLVMIntPredicate, LLVMOpcode, LLVMRealPredicate};
 use inkwell::module::Module;
-use inkwell::types::{BasicTypeEnum, FloatType};
-use inkwell::values::ValueKind;
-use inkwell::values::{BasicMetadataValueEnum, BasicValueEnum, FloatValue, IntValue, PointerValue};
-use inkwell::{AddressSpace, FloatPredicate, IntPredicate};
+use inkwell::types::{AsTypeRef, BasicTypeEnum};
+use inkwell::values::{AsValueRef, BasicMetadataValueEnum, BasicValueEnum, ValueKind};
+use inkwell::values::{IntValue, PointerValue};
+use inkwell::AddressSpace;
 use tk_ir::{BinaryOp, CmpPred, ConstValue, DType, Elem, ReduceKind, UnaryOp};
+
+/// A lane value: a scalar or a vector.
+pub(crate) type V<'ctx> = BasicValueEnum<'ctx>;
+/// A lane type: a scalar or a vector type.
+pub(crate) type T<'ctx> = BasicTypeEnum<'ctx>;
+
+const NONAME: *const std::ffi::c_char = c"".as_ptr();
 
 pub(crate) fn iv(v: BasicValueEnum<'_>) -> R<IntValue<'_>> {
     match v {
         BasicValueEnum::IntValue(i) => Ok(i),
         other => Err(CpuError::Llvm(format!("expected an integer value, got {other:?}"))),
-    }
-}
-
-pub(crate) fn fv(v: BasicValueEnum<'_>) -> R<FloatValue<'_>> {
-    match v {
-        BasicValueEnum::FloatValue(f) => Ok(f),
-        other => Err(CpuError::Llvm(format!("expected a float value, got {other:?}"))),
     }
 }
 
@@ -39,7 +51,45 @@ pub(crate) fn pv(v: BasicValueEnum<'_>) -> R<PointerValue<'_>> {
     }
 }
 
-/// The scalar emitter: context, module (for declarations) and the body builder.
+/// Number of lanes of `v` (1 for a scalar).
+pub(crate) fn lanes(v: V<'_>) -> u32 {
+    match v {
+        BasicValueEnum::VectorValue(x) => x.get_type().get_size(),
+        _ => 1,
+    }
+}
+
+/// Integer comparison predicates (signedness chosen by the caller).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ip {
+    Eq,
+    Ne,
+    Slt,
+    Sle,
+    Sgt,
+    Sge,
+    Ult,
+    Ule,
+    Ugt,
+    Uge,
+}
+
+/// Float comparison predicates: `O*` false on NaN, `U*` true on NaN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fp {
+    Oeq,
+    Une,
+    Olt,
+    Ole,
+    Ogt,
+    Oge,
+    Ult,
+    Ugt,
+    Ord,
+    Uno,
+}
+
+/// The lane emitter: context, module (for declarations) and the body builder.
 pub(crate) struct Sc<'a, 'ctx> {
     pub cx: &'ctx Context,
     pub m: &'a Module<'ctx>,
@@ -51,6 +101,342 @@ fn unsup(what: String) -> CpuError {
 }
 
 impl<'a, 'ctx> Sc<'a, 'ctx> {
+    // ---- raw construction ---------------------------------------------------------------------
+
+    fn wrap(&self, r: LLVMValueRef) -> V<'ctx> {
+        // SAFETY: `r` was just built in this context by the LLVM C API and is a first-class value.
+        unsafe { V::new(r) }
+    }
+    fn wrap_ty(&self, r: LLVMTypeRef) -> T<'ctx> {
+        // SAFETY: `r` is a first-class type of this context.
+        unsafe { T::new(r) }
+    }
+
+    /// The element type of a vector type (the type itself for a scalar).
+    pub fn scalar_ty(&self, t: T<'ctx>) -> T<'ctx> {
+        match t {
+            BasicTypeEnum::VectorType(v) => v.get_element_type(),
+            other => other,
+        }
+    }
+    /// `scalar` with `lanes` lanes (the scalar type itself for 1 lane).
+    pub fn vty(&self, scalar: T<'ctx>, lanes: u32) -> T<'ctx> {
+        if lanes <= 1 {
+            return scalar;
+        }
+        // SAFETY: a vector of a first-class scalar type.
+        self.wrap_ty(unsafe { llc::LLVMVectorType(scalar.as_type_ref(), lanes) })
+    }
+    /// `scalar` with as many lanes as `like` has.
+    pub fn like(&self, scalar: T<'ctx>, like: V<'ctx>) -> T<'ctx> {
+        self.vty(scalar, lanes(like))
+    }
+
+    /// A constant of scalar type `ty` with `lanes` lanes (float types take `f`, others `i`).
+    fn cst(&self, ty: T<'ctx>, lanes: u32, i: u64, f: f64) -> V<'ctx> {
+        let st = self.scalar_ty(ty);
+        // SAFETY: constants of a matching scalar type; the vector is made of `lanes` copies.
+        unsafe {
+            let c = match st {
+                BasicTypeEnum::FloatType(_) => llc::LLVMConstReal(st.as_type_ref(), f),
+                BasicTypeEnum::IntType(_) => llc::LLVMConstInt(st.as_type_ref(), i, 0),
+                _ => llc::LLVMConstNull(st.as_type_ref()),
+            };
+            if lanes <= 1 {
+                return self.wrap(c);
+            }
+            let mut v = vec![c; lanes as usize];
+            self.wrap(llc::LLVMConstVector(v.as_mut_ptr(), lanes))
+        }
+    }
+    /// The float constant `x` shaped like `like` (a float scalar or vector).
+    pub fn cf(&self, like: V<'ctx>, x: f64) -> V<'ctx> {
+        self.cst(like.get_type(), lanes(like), 0, x)
+    }
+    /// The integer constant `x` (two's complement bits) shaped like `like`.
+    pub fn ci(&self, like: V<'ctx>, x: u64) -> V<'ctx> {
+        self.cst(like.get_type(), lanes(like), x, 0.0)
+    }
+    /// The constant `x` of scalar type `ty` with `lanes` lanes.
+    pub fn ci_t(&self, ty: T<'ctx>, lanes: u32, x: u64) -> V<'ctx> {
+        self.cst(ty, lanes, x, 0.0)
+    }
+    pub fn cf_t(&self, ty: T<'ctx>, lanes: u32, x: f64) -> V<'ctx> {
+        self.cst(ty, lanes, 0, x)
+    }
+    /// `true` shaped like `like` (an `i1` of its lanes).
+    #[allow(dead_code)] // used by the fused loops (next commit)
+    pub fn all_true(&self, n: u32) -> V<'ctx> {
+        self.ci_t(self.cx.bool_type().into(), n, 1)
+    }
+
+    /// `s` copied into `n` lanes (`s` itself when `n == 1` or `s` already has `n` lanes).
+    #[allow(dead_code)] // used by the fused loops (next commit)
+    pub fn splat(&self, s: V<'ctx>, n: u32) -> V<'ctx> {
+        if n <= 1 || lanes(s) == n {
+            return s;
+        }
+        let vt = self.vty(s.get_type(), n);
+        // SAFETY: insertelement into poison, then a zero shuffle mask of `n` lanes.
+        unsafe {
+            let r = s.as_value_ref();
+            if llc::LLVMIsConstant(r) != 0 {
+                let mut v = vec![r; n as usize];
+                return self.wrap(llc::LLVMConstVector(v.as_mut_ptr(), n));
+            }
+            let poison = llc::LLVMGetPoison(vt.as_type_ref());
+            let zero = llc::LLVMConstInt(self.cx.i32_type().as_type_ref(), 0, 0);
+            let ins = llc::LLVMBuildInsertElement(self.b.as_mut_ptr(), poison, r, zero, NONAME);
+            let mask = self.ci_t(self.cx.i32_type().into(), n, 0).as_value_ref();
+            let mask = if n == 1 { zero } else { mask };
+            self.wrap(llc::LLVMBuildShuffleVector(self.b.as_mut_ptr(), ins, poison, mask, NONAME))
+        }
+    }
+
+    /// `<a[mask[0]], ...>` from the lanes of `a` then `b`.
+    #[allow(dead_code)] // used by the fused loops (next commit)
+    pub fn shuffle(&self, a: V<'ctx>, b: V<'ctx>, mask: &[u32]) -> V<'ctx> {
+        let i32t = self.cx.i32_type();
+        // SAFETY: constant i32 indices below 2 * lanes(a).
+        unsafe {
+            let mut m: Vec<LLVMValueRef> =
+                mask.iter().map(|&i| llc::LLVMConstInt(i32t.as_type_ref(), i as u64, 0)).collect();
+            let mv = llc::LLVMConstVector(m.as_mut_ptr(), m.len() as u32);
+            self.wrap(llc::LLVMBuildShuffleVector(
+                self.b.as_mut_ptr(),
+                a.as_value_ref(),
+                b.as_value_ref(),
+                mv,
+                NONAME,
+            ))
+        }
+    }
+    /// Lane `i` of a vector.
+    pub fn extract(&self, v: V<'ctx>, i: u32) -> V<'ctx> {
+        if lanes(v) == 1 {
+            return v;
+        }
+        let idx = self.cx.i32_type().const_int(i as u64, false);
+        // SAFETY: a constant in-range index into a vector.
+        self.wrap(unsafe {
+            llc::LLVMBuildExtractElement(
+                self.b.as_mut_ptr(),
+                v.as_value_ref(),
+                idx.as_value_ref(),
+                NONAME,
+            )
+        })
+    }
+    /// `v` with lane `i` replaced by `x`.
+    pub fn insert(&self, v: V<'ctx>, x: V<'ctx>, i: u32) -> V<'ctx> {
+        let idx = self.cx.i32_type().const_int(i as u64, false);
+        // SAFETY: `x` has `v`'s element type; the index is in range.
+        self.wrap(unsafe {
+            llc::LLVMBuildInsertElement(
+                self.b.as_mut_ptr(),
+                v.as_value_ref(),
+                x.as_value_ref(),
+                idx.as_value_ref(),
+                NONAME,
+            )
+        })
+    }
+    /// A poison value of type `t`.
+    pub fn poison(&self, t: T<'ctx>) -> V<'ctx> {
+        // SAFETY: any first-class type has a poison value.
+        self.wrap(unsafe { llc::LLVMGetPoison(t.as_type_ref()) })
+    }
+
+    fn bin(&self, op: LLVMOpcode, a: V<'ctx>, b: V<'ctx>) -> V<'ctx> {
+        // SAFETY: callers pass operands of one type that suits `op`.
+        self.wrap(unsafe {
+            llc::LLVMBuildBinOp(self.b.as_mut_ptr(), op, a.as_value_ref(), b.as_value_ref(), NONAME)
+        })
+    }
+    pub fn add(&self, a: V<'ctx>, b: V<'ctx>) -> V<'ctx> {
+        self.bin(LLVMOpcode::LLVMAdd, a, b)
+    }
+    pub fn sub(&self, a: V<'ctx>, b: V<'ctx>) -> V<'ctx> {
+        self.bin(LLVMOpcode::LLVMSub, a, b)
+    }
+    pub fn mul(&self, a: V<'ctx>, b: V<'ctx>) -> V<'ctx> {
+        self.bin(LLVMOpcode::LLVMMul, a, b)
+    }
+    pub fn and(&self, a: V<'ctx>, b: V<'ctx>) -> V<'ctx> {
+        self.bin(LLVMOpcode::LLVMAnd, a, b)
+    }
+    pub fn or(&self, a: V<'ctx>, b: V<'ctx>) -> V<'ctx> {
+        self.bin(LLVMOpcode::LLVMOr, a, b)
+    }
+    pub fn xor(&self, a: V<'ctx>, b: V<'ctx>) -> V<'ctx> {
+        self.bin(LLVMOpcode::LLVMXor, a, b)
+    }
+    pub fn shl(&self, a: V<'ctx>, b: V<'ctx>) -> V<'ctx> {
+        self.bin(LLVMOpcode::LLVMShl, a, b)
+    }
+    pub fn lshr(&self, a: V<'ctx>, b: V<'ctx>) -> V<'ctx> {
+        self.bin(LLVMOpcode::LLVMLShr, a, b)
+    }
+    pub fn ashr(&self, a: V<'ctx>, b: V<'ctx>) -> V<'ctx> {
+        self.bin(LLVMOpcode::LLVMAShr, a, b)
+    }
+    pub fn fadd(&self, a: V<'ctx>, b: V<'ctx>) -> V<'ctx> {
+        self.bin(LLVMOpcode::LLVMFAdd, a, b)
+    }
+    pub fn fsub(&self, a: V<'ctx>, b: V<'ctx>) -> V<'ctx> {
+        self.bin(LLVMOpcode::LLVMFSub, a, b)
+    }
+    pub fn fmul(&self, a: V<'ctx>, b: V<'ctx>) -> V<'ctx> {
+        self.bin(LLVMOpcode::LLVMFMul, a, b)
+    }
+    pub fn fdiv(&self, a: V<'ctx>, b: V<'ctx>) -> V<'ctx> {
+        self.bin(LLVMOpcode::LLVMFDiv, a, b)
+    }
+    pub fn fneg(&self, a: V<'ctx>) -> V<'ctx> {
+        // SAFETY: a float operand.
+        self.wrap(unsafe { llc::LLVMBuildFNeg(self.b.as_mut_ptr(), a.as_value_ref(), NONAME) })
+    }
+    pub fn not(&self, a: V<'ctx>) -> V<'ctx> {
+        // SAFETY: an integer operand.
+        self.wrap(unsafe { llc::LLVMBuildNot(self.b.as_mut_ptr(), a.as_value_ref(), NONAME) })
+    }
+    pub fn neg(&self, a: V<'ctx>) -> V<'ctx> {
+        // SAFETY: an integer operand.
+        self.wrap(unsafe { llc::LLVMBuildNeg(self.b.as_mut_ptr(), a.as_value_ref(), NONAME) })
+    }
+    /// `a * b + c` with one rounding (`llvm.fma`).
+    pub fn vfma(&self, a: V<'ctx>, b: V<'ctx>, c: V<'ctx>) -> R<V<'ctx>> {
+        self.intrinsic("llvm.fma", &[a.get_type()], &[a, b, c])
+    }
+
+    /// A conversion `op` of `v` to the scalar type `to` (with `v`'s lanes).
+    pub fn conv(&self, op: LLVMOpcode, v: V<'ctx>, to: T<'ctx>) -> V<'ctx> {
+        let t = self.like(self.scalar_ty(to), v);
+        if t == v.get_type() {
+            return v;
+        }
+        // SAFETY: callers pick an opcode valid between the two types.
+        self.wrap(unsafe {
+            llc::LLVMBuildCast(self.b.as_mut_ptr(), op, v.as_value_ref(), t.as_type_ref(), NONAME)
+        })
+    }
+    pub fn bitcast(&self, v: V<'ctx>, to: T<'ctx>) -> V<'ctx> {
+        self.conv(LLVMOpcode::LLVMBitCast, v, to)
+    }
+    fn f32t(&self) -> T<'ctx> {
+        self.cx.f32_type().into()
+    }
+    fn f64t(&self) -> T<'ctx> {
+        self.cx.f64_type().into()
+    }
+    fn i32t(&self) -> T<'ctx> {
+        self.cx.i32_type().into()
+    }
+    fn i16t(&self) -> T<'ctx> {
+        self.cx.i16_type().into()
+    }
+
+    pub fn icmp(&self, p: Ip, a: V<'ctx>, b: V<'ctx>) -> V<'ctx> {
+        use LLVMIntPredicate::*;
+        let p = match p {
+            Ip::Eq => LLVMIntEQ,
+            Ip::Ne => LLVMIntNE,
+            Ip::Slt => LLVMIntSLT,
+            Ip::Sle => LLVMIntSLE,
+            Ip::Sgt => LLVMIntSGT,
+            Ip::Sge => LLVMIntSGE,
+            Ip::Ult => LLVMIntULT,
+            Ip::Ule => LLVMIntULE,
+            Ip::Ugt => LLVMIntUGT,
+            Ip::Uge => LLVMIntUGE,
+        };
+        // SAFETY: integer (or pointer) operands of one type.
+        self.wrap(unsafe {
+            llc::LLVMBuildICmp(self.b.as_mut_ptr(), p, a.as_value_ref(), b.as_value_ref(), NONAME)
+        })
+    }
+    pub fn fcmp(&self, p: Fp, a: V<'ctx>, b: V<'ctx>) -> V<'ctx> {
+        use LLVMRealPredicate::*;
+        let p = match p {
+            Fp::Oeq => LLVMRealOEQ,
+            Fp::Une => LLVMRealUNE,
+            Fp::Olt => LLVMRealOLT,
+            Fp::Ole => LLVMRealOLE,
+            Fp::Ogt => LLVMRealOGT,
+            Fp::Oge => LLVMRealOGE,
+            Fp::Ult => LLVMRealULT,
+            Fp::Ugt => LLVMRealUGT,
+            Fp::Ord => LLVMRealORD,
+            Fp::Uno => LLVMRealUNO,
+        };
+        // SAFETY: float operands of one type.
+        self.wrap(unsafe {
+            llc::LLVMBuildFCmp(self.b.as_mut_ptr(), p, a.as_value_ref(), b.as_value_ref(), NONAME)
+        })
+    }
+    /// `c ? a : b`; `c` is an `i1` scalar or has the lanes of `a`.
+    pub fn sel(&self, c: V<'ctx>, a: V<'ctx>, b: V<'ctx>) -> V<'ctx> {
+        // SAFETY: `a` and `b` share a type; `c` is i1 or a vector of i1 of their lanes.
+        self.wrap(unsafe {
+            llc::LLVMBuildSelect(
+                self.b.as_mut_ptr(),
+                c.as_value_ref(),
+                a.as_value_ref(),
+                b.as_value_ref(),
+                NONAME,
+            )
+        })
+    }
+
+    pub fn intrinsic(&self, name: &str, overloads: &[T<'ctx>], args: &[V<'ctx>]) -> R<V<'ctx>> {
+        let f = Intrinsic::find(name)
+            .and_then(|i| i.get_declaration(self.m, overloads))
+            .ok_or_else(|| CpuError::Llvm(format!("intrinsic {name} not found")))?;
+        let args: Vec<BasicMetadataValueEnum<'ctx>> = args.iter().map(|&a| a.into()).collect();
+        match self.b.build_call(f, &args, "")?.try_as_basic_value() {
+            ValueKind::Basic(v) => Ok(v),
+            ValueKind::Instruction(_) => Err(CpuError::Llvm(format!("{name} returns nothing"))),
+        }
+    }
+    /// Calls an intrinsic that returns nothing.
+    #[allow(dead_code)] // used by the fused loops (next commit)
+    pub fn intrinsic_void(&self, name: &str, overloads: &[T<'ctx>], args: &[V<'ctx>]) -> R<()> {
+        let f = Intrinsic::find(name)
+            .and_then(|i| i.get_declaration(self.m, overloads))
+            .ok_or_else(|| CpuError::Llvm(format!("intrinsic {name} not found")))?;
+        let args: Vec<BasicMetadataValueEnum<'ctx>> = args.iter().map(|&a| a.into()).collect();
+        self.b.build_call(f, &args, "")?;
+        Ok(())
+    }
+    /// `llvm.<name>` overloaded on `x`'s type, with one operand.
+    pub fn un_intr(&self, name: &str, x: V<'ctx>) -> R<V<'ctx>> {
+        self.intrinsic(name, &[x.get_type()], &[x])
+    }
+    /// `llvm.<name>` overloaded on `x`'s type, with two operands.
+    pub fn bin_intr(&self, name: &str, x: V<'ctx>, y: V<'ctx>) -> R<V<'ctx>> {
+        self.intrinsic(name, &[x.get_type()], &[x, y])
+    }
+
+    /// Applies `f` to every lane of `v` (scalar code, for operations without a vector form).
+    pub fn map_lanes(&self, v: V<'ctx>, f: impl Fn(V<'ctx>) -> R<V<'ctx>>) -> R<V<'ctx>> {
+        let n = lanes(v);
+        if n == 1 {
+            return f(v);
+        }
+        let mut out: Option<V<'ctx>> = None;
+        for i in 0..n {
+            let r = f(self.extract(v, i))?;
+            let acc = match out {
+                Some(o) => o,
+                None => self.poison(self.vty(r.get_type(), n)),
+            };
+            out = Some(self.insert(acc, r, i));
+        }
+        out.ok_or_else(|| CpuError::Llvm("empty vector".into()))
+    }
+
+    // ---- types ------------------------------------------------------------------------------
+
     /// Register type of an element: `i1` for bool.
     pub fn reg_ty(&self, e: Elem) -> BasicTypeEnum<'ctx> {
         match e {
@@ -77,11 +463,11 @@ impl<'a, 'ctx> Sc<'a, 'ctx> {
         }
     }
     /// The float type a float dtype computes in (f32 for f16/bf16/f32).
-    fn cty(&self, dt: DType) -> FloatType<'ctx> {
+    fn cty(&self, dt: DType) -> T<'ctx> {
         if dt == DType::F64 {
-            self.cx.f64_type()
+            self.f64t()
         } else {
-            self.cx.f32_type()
+            self.f32t()
         }
     }
 
@@ -104,190 +490,152 @@ impl<'a, 'ctx> Sc<'a, 'ctx> {
         }
     }
 
-    pub fn intrinsic(
-        &self,
-        name: &str,
-        overloads: &[BasicTypeEnum<'ctx>],
-        args: &[BasicValueEnum<'ctx>],
-    ) -> R<BasicValueEnum<'ctx>> {
-        let f = Intrinsic::find(name)
-            .and_then(|i| i.get_declaration(self.m, overloads))
-            .ok_or_else(|| CpuError::Llvm(format!("intrinsic {name} not found")))?;
-        let args: Vec<BasicMetadataValueEnum<'ctx>> = args.iter().map(|&a| a.into()).collect();
-        match self.b.build_call(f, &args, name)?.try_as_basic_value() {
-            ValueKind::Basic(v) => Ok(v),
-            ValueKind::Instruction(_) => Err(CpuError::Llvm(format!("{name} returns nothing"))),
-        }
-    }
-
-    /// Calls the C library's `double name(double)`.
-    fn libm(&self, name: &str, x: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
+    /// Calls the C library's `double name(double)` on every lane of an f64 value.
+    fn libm(&self, name: &str, x: V<'ctx>) -> R<V<'ctx>> {
         let f64t = self.cx.f64_type();
         let f = self.m.get_function(name).unwrap_or_else(|| {
             self.m.add_function(name, f64t.fn_type(&[f64t.into()], false), None)
         });
-        match self.b.build_call(f, &[x.into()], name)?.try_as_basic_value() {
-            ValueKind::Basic(v) => fv(v),
+        self.map_lanes(x, |l| match self.b.build_call(f, &[l.into()], name)?.try_as_basic_value() {
+            ValueKind::Basic(v) => Ok(v),
             ValueKind::Instruction(_) => Err(CpuError::Llvm(format!("{name} returns nothing"))),
-        }
+        })
     }
 
-    fn bf16_to_f32(&self, v: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
-        let bits = iv(self.b.build_bit_cast(v, self.cx.i16_type(), "bf")?)?;
-        let w = self.b.build_int_z_extend(bits, self.cx.i32_type(), "bfw")?;
-        let s = self.b.build_left_shift(w, self.cx.i32_type().const_int(16, false), "bfs")?;
-        fv(self.b.build_bit_cast(s, self.cx.f32_type(), "bf32")?)
+    // ---- conversions ------------------------------------------------------------------------
+
+    fn bf16_to_f32(&self, v: V<'ctx>) -> V<'ctx> {
+        let bits = self.bitcast(v, self.i16t());
+        let w = self.conv(LLVMOpcode::LLVMZExt, bits, self.i32t());
+        let s = self.shl(w, self.ci(w, 16));
+        self.bitcast(s, self.f32t())
     }
 
-    fn f32_to_bf16(&self, v: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
-        let i32t = self.cx.i32_type();
-        let c = |x: u64| i32t.const_int(x, false);
-        let bits = iv(self.b.build_bit_cast(v, i32t, "fb")?)?;
-        let hi = self.b.build_right_shift(bits, c(16), false, "hi")?;
-        let lsb = self.b.build_and(hi, c(1), "lsb")?;
-        let bias = self.b.build_int_add(lsb, c(0x7fff), "bias")?;
-        let rounded = self.b.build_int_add(bits, bias, "rnd")?;
-        let r = self.b.build_right_shift(rounded, c(16), false, "r")?;
-        let quiet = self.b.build_or(hi, c(0x40), "qnan")?;
-        let isnan = self.b.build_float_compare(FloatPredicate::UNO, v, v, "nan")?;
-        let r = iv(self.b.build_select(isnan, quiet, r, "r")?)?;
-        let r16 = self.b.build_int_truncate(r, self.cx.i16_type(), "r16")?;
-        fv(self.b.build_bit_cast(r16, self.cx.bf16_type(), "bf16")?)
+    fn f32_to_bf16(&self, v: V<'ctx>) -> V<'ctx> {
+        let bits = self.bitcast(v, self.i32t());
+        let hi = self.lshr(bits, self.ci(bits, 16));
+        let lsb = self.and(hi, self.ci(bits, 1));
+        let bias = self.add(lsb, self.ci(bits, 0x7fff));
+        let rounded = self.add(bits, bias);
+        let r = self.lshr(rounded, self.ci(bits, 16));
+        let quiet = self.or(hi, self.ci(bits, 0x40));
+        let isnan = self.fcmp(Fp::Uno, v, v);
+        let r = self.sel(isnan, quiet, r);
+        let r16 = self.conv(LLVMOpcode::LLVMTrunc, r, self.i16t());
+        self.bitcast(r16, self.cx.bf16_type().into())
     }
 
     /// A float of dtype `dt` widened (exactly) to its compute type.
-    pub fn to_c(&self, dt: DType, v: BasicValueEnum<'ctx>) -> R<FloatValue<'ctx>> {
-        let f = fv(v)?;
-        match dt {
-            DType::F16 => Ok(self.b.build_float_ext(f, self.cx.f32_type(), "h2f")?),
-            DType::BF16 => self.bf16_to_f32(f),
-            _ => Ok(f),
-        }
+    pub fn to_c(&self, dt: DType, v: V<'ctx>) -> R<V<'ctx>> {
+        Ok(match dt {
+            DType::F16 => self.conv(LLVMOpcode::LLVMFPExt, v, self.f32t()),
+            DType::BF16 => self.bf16_to_f32(v),
+            _ => v,
+        })
     }
     /// A float of dtype `dt` widened exactly to f64.
-    fn to_f64(&self, dt: DType, v: BasicValueEnum<'ctx>) -> R<FloatValue<'ctx>> {
+    fn to_f64(&self, dt: DType, v: V<'ctx>) -> R<V<'ctx>> {
         let c = self.to_c(dt, v)?;
-        if dt == DType::F64 {
-            Ok(c)
-        } else {
-            Ok(self.b.build_float_ext(c, self.cx.f64_type(), "f2d")?)
-        }
+        Ok(self.conv(LLVMOpcode::LLVMFPExt, c, self.f64t()))
     }
     /// Rounds an f32 or f64 value to the float dtype `dt` (nearest, ties to even).
-    pub fn round_to(&self, dt: DType, f: FloatValue<'ctx>) -> R<BasicValueEnum<'ctx>> {
-        let wide = f.get_type() == self.cx.f64_type();
+    pub fn round_to(&self, dt: DType, f: V<'ctx>) -> R<V<'ctx>> {
+        let wide = self.scalar_ty(f.get_type()) == self.f64t();
+        let trunc = LLVMOpcode::LLVMFPTrunc;
         Ok(match dt {
-            DType::F64 => {
-                if wide {
-                    f.into()
-                } else {
-                    self.b.build_float_ext(f, self.cx.f64_type(), "f2d")?.into()
-                }
-            }
-            DType::F32 => {
-                if wide {
-                    self.b.build_float_trunc(f, self.cx.f32_type(), "d2f")?.into()
-                } else {
-                    f.into()
-                }
-            }
-            DType::F16 => self.b.build_float_trunc(f, self.cx.f16_type(), "f2h")?.into(),
+            DType::F64 => self.conv(LLVMOpcode::LLVMFPExt, f, self.f64t()),
+            DType::F32 => self.conv(trunc, f, self.f32t()),
+            DType::F16 => self.conv(trunc, f, self.cx.f16_type().into()),
             DType::BF16 => {
-                let f =
-                    if wide { self.b.build_float_trunc(f, self.cx.f32_type(), "d2f")? } else { f };
-                self.f32_to_bf16(f)?.into()
+                let f = if wide { self.conv(trunc, f, self.f32t()) } else { f };
+                self.f32_to_bf16(f)
             }
             _ => return Err(unsup(format!("float result of dtype {dt}"))),
         })
     }
 
     /// An integer of dtype `dt` extended to i64 by its signedness (bool zero-extends).
-    pub fn to_i64(&self, dt: DType, x: IntValue<'ctx>) -> R<IntValue<'ctx>> {
-        let i64t = self.cx.i64_type();
-        if x.get_type().get_bit_width() == 64 {
-            Ok(x)
-        } else if dt.is_signed_int() {
-            Ok(self.b.build_int_s_extend(x, i64t, "sx")?)
-        } else {
-            Ok(self.b.build_int_z_extend(x, i64t, "zx")?)
-        }
+    pub fn to_i64(&self, dt: DType, x: V<'ctx>) -> R<V<'ctx>> {
+        let i64t: T<'ctx> = self.cx.i64_type().into();
+        let op = if dt.is_signed_int() { LLVMOpcode::LLVMSExt } else { LLVMOpcode::LLVMZExt };
+        Ok(self.conv(op, x, i64t))
     }
 
-    pub fn unary(
-        &self,
-        op: UnaryOp,
-        dt: DType,
-        x: BasicValueEnum<'ctx>,
-    ) -> R<BasicValueEnum<'ctx>> {
-        let b = &self.b;
+    // ---- element-wise ops -------------------------------------------------------------------
+
+    pub fn unary(&self, op: UnaryOp, dt: DType, x: V<'ctx>) -> R<V<'ctx>> {
         if dt.is_bool() {
             return match op {
-                UnaryOp::Not => Ok(b.build_not(iv(x)?, "not")?.into()),
+                UnaryOp::Not => Ok(self.not(x)),
                 _ => Err(unsup(format!("{} on bool", op.name()))),
             };
         }
         if dt.is_int() {
-            let x = iv(x)?;
             return Ok(match op {
-                UnaryOp::Neg => b.build_int_neg(x, "neg")?.into(),
-                UnaryOp::Not => b.build_not(x, "not")?.into(),
+                UnaryOp::Neg => self.neg(x),
+                UnaryOp::Not => self.not(x),
                 UnaryOp::Abs if dt.is_signed_int() => {
-                    let neg = b.build_int_compare(
-                        IntPredicate::SLT,
-                        x,
-                        x.get_type().const_zero(),
-                        "isneg",
-                    )?;
-                    let n = b.build_int_neg(x, "neg")?;
-                    b.build_select(neg, n, x, "abs")?
+                    let isneg = self.icmp(Ip::Slt, x, self.ci(x, 0));
+                    self.sel(isneg, self.neg(x), x)
                 }
-                UnaryOp::Abs => x.into(),
+                UnaryOp::Abs => x,
                 _ => return Err(unsup(format!("{} on {dt}", op.name()))),
             });
         }
         let c = self.to_c(dt, x)?;
-        let ct: BasicTypeEnum<'ctx> = c.get_type().into();
-        let via_libm = |name: &str| -> R<BasicValueEnum<'ctx>> {
-            let r = self.libm(name, self.to_f64(dt, x)?)?;
-            self.round_to(dt, r)
-        };
-        let one64 = self.cx.f64_type().const_float(1.0);
-        match op {
-            UnaryOp::Not => Err(unsup(format!("not on {dt}"))),
-            UnaryOp::Neg => self.round_to(dt, b.build_float_neg(c, "neg")?),
-            UnaryOp::Abs => {
-                self.round_to(dt, fv(self.intrinsic("llvm.fabs", &[ct], &[c.into()])?)?)
-            }
-            UnaryOp::Sqrt => {
-                self.round_to(dt, fv(self.intrinsic("llvm.sqrt", &[ct], &[c.into()])?)?)
-            }
-            UnaryOp::Floor => {
-                self.round_to(dt, fv(self.intrinsic("llvm.floor", &[ct], &[c.into()])?)?)
-            }
-            UnaryOp::Ceil => {
-                self.round_to(dt, fv(self.intrinsic("llvm.ceil", &[ct], &[c.into()])?)?)
-            }
-            UnaryOp::Exp => via_libm("exp"),
-            UnaryOp::Exp2 => via_libm("exp2"),
-            UnaryOp::Log => via_libm("log"),
-            UnaryOp::Log2 => via_libm("log2"),
-            UnaryOp::Sin => via_libm("sin"),
-            UnaryOp::Cos => via_libm("cos"),
-            UnaryOp::Tanh => via_libm("tanh"),
-            UnaryOp::Erf => via_libm("erf"),
-            UnaryOp::Rsqrt => {
-                let d = self.to_f64(dt, x)?;
-                let f64t: BasicTypeEnum<'ctx> = self.cx.f64_type().into();
-                let s = fv(self.intrinsic("llvm.sqrt", &[f64t], &[d.into()])?)?;
-                self.round_to(dt, b.build_float_div(one64, s, "rsqrt")?)
-            }
-            UnaryOp::Sigmoid => {
-                let d = self.to_f64(dt, x)?;
-                let e = self.libm("exp", b.build_float_neg(d, "nx")?)?;
-                let den = b.build_float_add(one64, e, "den")?;
-                self.round_to(dt, b.build_float_div(one64, den, "sigmoid")?)
-            }
+        if dt == DType::F64 {
+            let via_libm = |name: &str| self.libm(name, c);
+            let one = self.cf(c, 1.0);
+            return match op {
+                UnaryOp::Not => Err(unsup(format!("not on {dt}"))),
+                UnaryOp::Neg => Ok(self.fneg(c)),
+                UnaryOp::Abs => self.un_intr("llvm.fabs", c),
+                UnaryOp::Sqrt => self.un_intr("llvm.sqrt", c),
+                UnaryOp::Floor => self.un_intr("llvm.floor", c),
+                UnaryOp::Ceil => self.un_intr("llvm.ceil", c),
+                UnaryOp::Exp => via_libm("exp"),
+                UnaryOp::Exp2 => via_libm("exp2"),
+                UnaryOp::Log => via_libm("log"),
+                UnaryOp::Log2 => via_libm("log2"),
+                UnaryOp::Sin => via_libm("sin"),
+                UnaryOp::Cos => via_libm("cos"),
+                UnaryOp::Tanh => via_libm("tanh"),
+                UnaryOp::Erf => via_libm("erf"),
+                UnaryOp::Rsqrt => Ok(self.fdiv(one, self.un_intr("llvm.sqrt", c)?)),
+                UnaryOp::Sigmoid => {
+                    let e = self.libm("exp", self.fneg(c))?;
+                    Ok(self.fdiv(one, self.fadd(one, e)))
+                }
+            };
         }
+        // f32, f16 and bf16 compute in f32 and round once to the dtype.
+        let r = match op {
+            UnaryOp::Not => return Err(unsup(format!("not on {dt}"))),
+            UnaryOp::Neg => self.fneg(c),
+            UnaryOp::Abs => self.un_intr("llvm.fabs", c)?,
+            UnaryOp::Sqrt => self.un_intr("llvm.sqrt", c)?,
+            UnaryOp::Floor => self.un_intr("llvm.floor", c)?,
+            UnaryOp::Ceil => self.un_intr("llvm.ceil", c)?,
+            UnaryOp::Exp => vmath::exp(self, c)?,
+            UnaryOp::Exp2 => vmath::exp2(self, c)?,
+            UnaryOp::Log => vmath::log(self, c)?,
+            UnaryOp::Log2 => vmath::log2(self, c)?,
+            UnaryOp::Tanh => vmath::tanh(self, c)?,
+            UnaryOp::Erf => vmath::erf(self, c)?,
+            UnaryOp::Sigmoid => vmath::sigmoid(self, c)?,
+            UnaryOp::Sin | UnaryOp::Cos => {
+                let name = if op == UnaryOp::Sin { "sin" } else { "cos" };
+                let d = self.to_f64(dt, x)?;
+                self.libm(name, d)?
+            }
+            UnaryOp::Rsqrt => {
+                // In f64, like the interpreter: 1/sqrt rounded once to f32 is then exact.
+                let d = self.to_f64(dt, x)?;
+                let s = self.un_intr("llvm.sqrt", d)?;
+                self.fdiv(self.cf(d, 1.0), s)
+            }
+        };
+        self.round_to(dt, r)
     }
 
     /// `a op b`; the second result is set for integer `div`/`rem` and is true in a lane that
@@ -296,155 +644,128 @@ impl<'a, 'ctx> Sc<'a, 'ctx> {
         &self,
         op: BinaryOp,
         dt: DType,
-        a: BasicValueEnum<'ctx>,
-        bv: BasicValueEnum<'ctx>,
-    ) -> R<(BasicValueEnum<'ctx>, Option<IntValue<'ctx>>)> {
-        let b = &self.b;
+        a: V<'ctx>,
+        bv: V<'ctx>,
+    ) -> R<(V<'ctx>, Option<V<'ctx>>)> {
         if dt.is_bool() {
-            let (x, y) = (iv(a)?, iv(bv)?);
             let r = match op {
-                BinaryOp::And | BinaryOp::Min => b.build_and(x, y, "and")?,
-                BinaryOp::Or | BinaryOp::Max => b.build_or(x, y, "or")?,
-                BinaryOp::Xor => b.build_xor(x, y, "xor")?,
+                BinaryOp::And | BinaryOp::Min => self.and(a, bv),
+                BinaryOp::Or | BinaryOp::Max => self.or(a, bv),
+                BinaryOp::Xor => self.xor(a, bv),
                 _ => return Err(unsup(format!("{} on bool", op.name()))),
             };
-            return Ok((r.into(), None));
+            return Ok((r, None));
         }
         if dt.is_int() {
-            let (x, y) = (iv(a)?, iv(bv)?);
-            let t = x.get_type();
+            let (x, y) = (a, bv);
             let signed = dt.is_signed_int();
-            let r: BasicValueEnum<'ctx> = match op {
-                BinaryOp::Add => b.build_int_add(x, y, "add")?.into(),
-                BinaryOp::Sub => b.build_int_sub(x, y, "sub")?.into(),
-                BinaryOp::Mul => b.build_int_mul(x, y, "mul")?.into(),
-                BinaryOp::And => b.build_and(x, y, "and")?.into(),
-                BinaryOp::Or => b.build_or(x, y, "or")?.into(),
-                BinaryOp::Xor => b.build_xor(x, y, "xor")?.into(),
+            let bits = dt.bits() as u64;
+            let r = match op {
+                BinaryOp::Add => self.add(x, y),
+                BinaryOp::Sub => self.sub(x, y),
+                BinaryOp::Mul => self.mul(x, y),
+                BinaryOp::And => self.and(x, y),
+                BinaryOp::Or => self.or(x, y),
+                BinaryOp::Xor => self.xor(x, y),
                 BinaryOp::Div | BinaryOp::Rem => {
-                    let mut bad = b.build_int_compare(IntPredicate::EQ, y, t.const_zero(), "dz")?;
+                    let mut bad = self.icmp(Ip::Eq, y, self.ci(y, 0));
                     if signed {
-                        let bits = t.get_bit_width();
-                        let min = t.const_int(1u64 << (bits - 1), false);
-                        let is_min = b.build_int_compare(IntPredicate::EQ, x, min, "ismin")?;
-                        let m1 =
-                            b.build_int_compare(IntPredicate::EQ, y, t.const_all_ones(), "m1")?;
-                        let ov = b.build_and(is_min, m1, "ov")?;
-                        bad = b.build_or(bad, ov, "bad")?;
+                        let is_min = self.icmp(Ip::Eq, x, self.ci(x, 1u64 << (bits - 1)));
+                        let m1 = self.icmp(Ip::Eq, y, self.ci(y, u64::MAX));
+                        bad = self.or(bad, self.and(is_min, m1));
                     }
-                    let safe = iv(b.build_select(bad, t.const_int(1, false), y, "safe")?)?;
-                    let r = match (op, signed) {
-                        (BinaryOp::Div, true) => b.build_int_signed_div(x, safe, "div")?,
-                        (BinaryOp::Div, false) => b.build_int_unsigned_div(x, safe, "div")?,
-                        (_, true) => b.build_int_signed_rem(x, safe, "rem")?,
-                        (_, false) => b.build_int_unsigned_rem(x, safe, "rem")?,
+                    let safe = self.sel(bad, self.ci(y, 1), y);
+                    let opc = match (op, signed) {
+                        (BinaryOp::Div, true) => LLVMOpcode::LLVMSDiv,
+                        (BinaryOp::Div, false) => LLVMOpcode::LLVMUDiv,
+                        (_, true) => LLVMOpcode::LLVMSRem,
+                        (_, false) => LLVMOpcode::LLVMURem,
                     };
-                    return Ok((r.into(), Some(bad)));
+                    return Ok((self.bin(opc, x, safe), Some(bad)));
                 }
                 BinaryOp::Shl | BinaryOp::Shr => {
-                    let bits = t.const_int(t.get_bit_width() as u64, false);
-                    let inr = b.build_int_compare(IntPredicate::ULT, y, bits, "inr")?;
-                    let amt = iv(b.build_select(inr, y, t.const_zero(), "amt")?)?;
+                    let inr = self.icmp(Ip::Ult, y, self.ci(y, bits));
+                    let amt = self.sel(inr, y, self.ci(y, 0));
                     let (shifted, fill) = if op == BinaryOp::Shl {
-                        (b.build_left_shift(x, amt, "shl")?, t.const_zero())
+                        (self.shl(x, amt), self.ci(x, 0))
                     } else if signed {
-                        let top = t.const_int(t.get_bit_width() as u64 - 1, false);
-                        (
-                            b.build_right_shift(x, amt, true, "sar")?,
-                            b.build_right_shift(x, top, true, "fill")?,
-                        )
+                        (self.ashr(x, amt), self.ashr(x, self.ci(x, bits - 1)))
                     } else {
-                        (b.build_right_shift(x, amt, false, "shr")?, t.const_zero())
+                        (self.lshr(x, amt), self.ci(x, 0))
                     };
-                    b.build_select(inr, shifted, fill, "sh")?
+                    self.sel(inr, shifted, fill)
                 }
                 BinaryOp::Min | BinaryOp::Max => {
                     let pred = match (op, signed) {
-                        (BinaryOp::Min, true) => IntPredicate::SLE,
-                        (BinaryOp::Min, false) => IntPredicate::ULE,
-                        (_, true) => IntPredicate::SGE,
-                        (_, false) => IntPredicate::UGE,
+                        (BinaryOp::Min, true) => Ip::Sle,
+                        (BinaryOp::Min, false) => Ip::Ule,
+                        (_, true) => Ip::Sge,
+                        (_, false) => Ip::Uge,
                     };
-                    let pick_a = b.build_int_compare(pred, x, y, "pick")?;
-                    b.build_select(pick_a, x, y, "mm")?
+                    self.sel(self.icmp(pred, x, y), x, y)
                 }
             };
             return Ok((r, None));
         }
         let (x, y) = (self.to_c(dt, a)?, self.to_c(dt, bv)?);
-        let ct: BasicTypeEnum<'ctx> = x.get_type().into();
         let r = match op {
-            BinaryOp::Add => b.build_float_add(x, y, "fadd")?,
-            BinaryOp::Sub => b.build_float_sub(x, y, "fsub")?,
-            BinaryOp::Mul => b.build_float_mul(x, y, "fmul")?,
-            BinaryOp::Div => b.build_float_div(x, y, "fdiv")?,
-            BinaryOp::Rem => b.build_float_rem(x, y, "frem")?,
-            BinaryOp::Min => fv(self.intrinsic("llvm.minimum", &[ct], &[x.into(), y.into()])?)?,
-            BinaryOp::Max => fv(self.intrinsic("llvm.maximum", &[ct], &[x.into(), y.into()])?)?,
+            BinaryOp::Add => self.fadd(x, y),
+            BinaryOp::Sub => self.fsub(x, y),
+            BinaryOp::Mul => self.fmul(x, y),
+            BinaryOp::Div => self.fdiv(x, y),
+            BinaryOp::Rem => self.bin(LLVMOpcode::LLVMFRem, x, y),
+            BinaryOp::Min => self.bin_intr("llvm.minimum", x, y)?,
+            BinaryOp::Max => self.bin_intr("llvm.maximum", x, y)?,
             _ => return Err(unsup(format!("{} on {dt}", op.name()))),
         };
         Ok((self.round_to(dt, r)?, None))
     }
 
-    pub fn cmp(
-        &self,
-        pred: CmpPred,
-        dt: DType,
-        a: BasicValueEnum<'ctx>,
-        bv: BasicValueEnum<'ctx>,
-    ) -> R<IntValue<'ctx>> {
+    pub fn cmp(&self, pred: CmpPred, dt: DType, a: V<'ctx>, bv: V<'ctx>) -> R<V<'ctx>> {
         if dt.is_float() {
             let p = match pred {
-                CmpPred::Eq => FloatPredicate::OEQ,
-                CmpPred::Ne => FloatPredicate::UNE,
-                CmpPred::Lt => FloatPredicate::OLT,
-                CmpPred::Le => FloatPredicate::OLE,
-                CmpPred::Gt => FloatPredicate::OGT,
-                CmpPred::Ge => FloatPredicate::OGE,
+                CmpPred::Eq => Fp::Oeq,
+                CmpPred::Ne => Fp::Une,
+                CmpPred::Lt => Fp::Olt,
+                CmpPred::Le => Fp::Ole,
+                CmpPred::Gt => Fp::Ogt,
+                CmpPred::Ge => Fp::Oge,
             };
             let (x, y) = (self.to_c(dt, a)?, self.to_c(dt, bv)?);
-            return Ok(self.b.build_float_compare(p, x, y, "fcmp")?);
+            return Ok(self.fcmp(p, x, y));
         }
         let signed = dt.is_signed_int();
         let p = match (pred, signed) {
-            (CmpPred::Eq, _) => IntPredicate::EQ,
-            (CmpPred::Ne, _) => IntPredicate::NE,
-            (CmpPred::Lt, true) => IntPredicate::SLT,
-            (CmpPred::Le, true) => IntPredicate::SLE,
-            (CmpPred::Gt, true) => IntPredicate::SGT,
-            (CmpPred::Ge, true) => IntPredicate::SGE,
-            (CmpPred::Lt, false) => IntPredicate::ULT,
-            (CmpPred::Le, false) => IntPredicate::ULE,
-            (CmpPred::Gt, false) => IntPredicate::UGT,
-            (CmpPred::Ge, false) => IntPredicate::UGE,
+            (CmpPred::Eq, _) => Ip::Eq,
+            (CmpPred::Ne, _) => Ip::Ne,
+            (CmpPred::Lt, true) => Ip::Slt,
+            (CmpPred::Le, true) => Ip::Sle,
+            (CmpPred::Gt, true) => Ip::Sgt,
+            (CmpPred::Ge, true) => Ip::Sge,
+            (CmpPred::Lt, false) => Ip::Ult,
+            (CmpPred::Le, false) => Ip::Ule,
+            (CmpPred::Gt, false) => Ip::Ugt,
+            (CmpPred::Ge, false) => Ip::Uge,
         };
-        Ok(self.b.build_int_compare(p, iv(a)?, iv(bv)?, "icmp")?)
+        Ok(self.icmp(p, a, bv))
     }
 
     /// `a * b + c` rounded once (f32/f64); f16/bf16 compute in f64 and round.
-    pub fn fma(
-        &self,
-        dt: DType,
-        a: BasicValueEnum<'ctx>,
-        bv: BasicValueEnum<'ctx>,
-        c: BasicValueEnum<'ctx>,
-    ) -> R<BasicValueEnum<'ctx>> {
+    pub fn fma(&self, dt: DType, a: V<'ctx>, bv: V<'ctx>, c: V<'ctx>) -> R<V<'ctx>> {
         if !dt.is_float() {
             return Err(unsup(format!("fma on {dt}")));
         }
         let (x, y, z) = if matches!(dt, DType::F32 | DType::F64) {
-            (fv(a)?, fv(bv)?, fv(c)?)
+            (a, bv, c)
         } else {
             (self.to_f64(dt, a)?, self.to_f64(dt, bv)?, self.to_f64(dt, c)?)
         };
-        let t: BasicTypeEnum<'ctx> = x.get_type().into();
-        let r = fv(self.intrinsic("llvm.fma", &[t], &[x.into(), y.into(), z.into()])?)?;
+        let r = self.vfma(x, y, z)?;
         self.round_to(dt, r)
     }
 
     /// Converts `v` from dtype `from` to `to` with [`tk_ir::eval::cast`]'s rules.
-    pub fn cast(&self, from: DType, to: DType, v: BasicValueEnum<'ctx>) -> R<BasicValueEnum<'ctx>> {
-        let b = &self.b;
+    pub fn cast(&self, from: DType, to: DType, v: V<'ctx>) -> R<V<'ctx>> {
         if from == to {
             return Ok(v);
         }
@@ -452,11 +773,9 @@ impl<'a, 'ctx> Sc<'a, 'ctx> {
         if to.is_bool() {
             return Ok(if from.is_float() {
                 let c = self.to_c(from, v)?;
-                b.build_float_compare(FloatPredicate::UNE, c, c.get_type().const_zero(), "nz")?
-                    .into()
+                self.fcmp(Fp::Une, c, self.cf(c, 0.0))
             } else {
-                let x = iv(v)?;
-                b.build_int_compare(IntPredicate::NE, x, x.get_type().const_zero(), "nz")?.into()
+                self.icmp(Ip::Ne, v, self.ci(v, 0))
             });
         }
         if from.is_float() {
@@ -465,70 +784,77 @@ impl<'a, 'ctx> Sc<'a, 'ctx> {
                 return self.round_to(to, c);
             }
             let name = if to.is_signed_int() { "llvm.fptosi.sat" } else { "llvm.fptoui.sat" };
-            return self.intrinsic(name, &[to_ty, c.get_type().into()], &[c.into()]);
+            return self.intrinsic(name, &[self.like(to_ty, c), c.get_type()], &[c]);
         }
         // From an integer or bool.
-        let x = iv(v)?;
         let signed = from.is_signed_int();
         if to.is_float() {
-            let target = match to {
-                DType::F16 | DType::BF16 | DType::F32 => self.cx.f32_type(),
-                _ => self.cx.f64_type(),
-            };
-            let f = if signed {
-                b.build_signed_int_to_float(x, target, "i2f")?
-            } else {
-                b.build_unsigned_int_to_float(x, target, "u2f")?
-            };
+            let target = if to == DType::F64 { self.f64t() } else { self.f32t() };
+            let op = if signed { LLVMOpcode::LLVMSIToFP } else { LLVMOpcode::LLVMUIToFP };
+            let f = self.conv(op, v, target);
             return self.round_to(to, f);
         }
-        let BasicTypeEnum::IntType(it) = to_ty else {
-            return Err(unsup(format!("cast {from} -> {to}")));
-        };
-        let (fw, tw) = (x.get_type().get_bit_width(), it.get_bit_width());
+        let (fw, tw) = (if from.is_bool() { 1 } else { from.bits() }, to.bits());
         Ok(if tw < fw {
-            b.build_int_truncate(x, it, "trunc")?.into()
+            self.conv(LLVMOpcode::LLVMTrunc, v, to_ty)
         } else if tw > fw {
-            if signed {
-                b.build_int_s_extend(x, it, "sext")?.into()
-            } else {
-                b.build_int_z_extend(x, it, "zext")?.into()
-            }
+            let op = if signed { LLVMOpcode::LLVMSExt } else { LLVMOpcode::LLVMZExt };
+            self.conv(op, v, to_ty)
         } else {
-            x.into()
+            v
         })
     }
 
     /// Accumulator type of a reduction over dtype `dt`.
     pub fn acc_ty(&self, dt: DType) -> BasicTypeEnum<'ctx> {
         if dt.is_float() {
-            self.cty(dt).into()
+            self.cty(dt)
         } else {
             self.reg_ty(Elem::Scalar(dt))
         }
     }
-    pub fn to_acc(&self, dt: DType, v: BasicValueEnum<'ctx>) -> R<BasicValueEnum<'ctx>> {
+    pub fn to_acc(&self, dt: DType, v: V<'ctx>) -> R<V<'ctx>> {
         if dt.is_float() {
-            Ok(self.to_c(dt, v)?.into())
+            self.to_c(dt, v)
         } else {
             Ok(v)
         }
     }
-    pub fn round_acc(&self, dt: DType, v: BasicValueEnum<'ctx>) -> R<BasicValueEnum<'ctx>> {
+    pub fn round_acc(&self, dt: DType, v: V<'ctx>) -> R<V<'ctx>> {
         if dt.is_float() {
-            self.round_to(dt, fv(v)?)
+            self.round_to(dt, v)
         } else {
             Ok(v)
         }
+    }
+    /// The identity of `sum`/`max`/`min` over `dt`, in the accumulator type with `n` lanes.
+    #[allow(dead_code)] // used by the fused loops (next commit)
+    pub fn acc_identity(&self, kind: ReduceKind, dt: DType, n: u32) -> R<V<'ctx>> {
+        let t = self.acc_ty(dt);
+        if dt.is_float() {
+            let x = match kind {
+                // -0.0 keeps a sum of negative zeros negative.
+                ReduceKind::Sum => -0.0,
+                ReduceKind::Max => f64::NEG_INFINITY,
+                ReduceKind::Min => f64::INFINITY,
+                _ => return Err(unsup(format!("{} as an accumulation", kind.name()))),
+            };
+            return Ok(self.cf_t(t, n, x));
+        }
+        let bits = if dt.is_bool() { 1 } else { dt.bits() };
+        let ones = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+        let x = match (kind, dt.is_signed_int()) {
+            (ReduceKind::Sum, _) => 0,
+            (ReduceKind::Max, true) => 1u64 << (bits - 1),
+            (ReduceKind::Max, false) => 0,
+            (ReduceKind::Min, true) => ones >> 1,
+            (ReduceKind::Min, false) => ones,
+            _ => return Err(unsup(format!("{} as an accumulation", kind.name()))),
+        };
+        Ok(self.ci_t(t, n, x))
     }
     /// One step of `sum`/`max`/`min` in the accumulator type.
-    pub fn accumulate(
-        &self,
-        kind: ReduceKind,
-        dt: DType,
-        acc: BasicValueEnum<'ctx>,
-        x: BasicValueEnum<'ctx>,
-    ) -> R<BasicValueEnum<'ctx>> {
+    pub fn accumulate(&self, kind: ReduceKind, dt: DType, acc: V<'ctx>, x: V<'ctx>) -> R<V<'ctx>> {
         let op = match kind {
             ReduceKind::Sum => BinaryOp::Add,
             ReduceKind::Max => BinaryOp::Max,
@@ -536,48 +862,34 @@ impl<'a, 'ctx> Sc<'a, 'ctx> {
             _ => return Err(unsup(format!("{} as an accumulation", kind.name()))),
         };
         if dt.is_float() {
-            let (a, y) = (fv(acc)?, fv(x)?);
-            let t: BasicTypeEnum<'ctx> = a.get_type().into();
             return Ok(match op {
-                BinaryOp::Add => self.b.build_float_add(a, y, "sum")?.into(),
-                BinaryOp::Max => self.intrinsic("llvm.maximum", &[t], &[a.into(), y.into()])?,
-                _ => self.intrinsic("llvm.minimum", &[t], &[a.into(), y.into()])?,
+                BinaryOp::Add => self.fadd(acc, x),
+                BinaryOp::Max => self.bin_intr("llvm.maximum", acc, x)?,
+                _ => self.bin_intr("llvm.minimum", acc, x)?,
             });
         }
         Ok(self.binary(op, dt, acc, x)?.0)
     }
 
     /// `x > y` with NaN above every number (and `-0 == +0`): argmax, top-k and sort order.
-    pub fn gt_nan_high(
-        &self,
-        dt: DType,
-        x: BasicValueEnum<'ctx>,
-        y: BasicValueEnum<'ctx>,
-    ) -> R<IntValue<'ctx>> {
+    pub fn gt_nan_high(&self, dt: DType, x: V<'ctx>, y: V<'ctx>) -> R<V<'ctx>> {
         if dt.is_float() {
             let (x, y) = (self.to_c(dt, x)?, self.to_c(dt, y)?);
-            let y_num = self.b.build_float_compare(FloatPredicate::ORD, y, y, "ynum")?;
-            let gt = self.b.build_float_compare(FloatPredicate::UGT, x, y, "ugt")?;
-            return Ok(self.b.build_and(y_num, gt, "gtnh")?);
+            let y_num = self.fcmp(Fp::Ord, y, y);
+            return Ok(self.and(y_num, self.fcmp(Fp::Ugt, x, y)));
         }
-        let p = if dt.is_signed_int() { IntPredicate::SGT } else { IntPredicate::UGT };
-        Ok(self.b.build_int_compare(p, iv(x)?, iv(y)?, "gt")?)
+        let p = if dt.is_signed_int() { Ip::Sgt } else { Ip::Ugt };
+        Ok(self.icmp(p, x, y))
     }
 
     /// `x < y` with NaN below every number: argmin order.
-    pub fn lt_nan_low(
-        &self,
-        dt: DType,
-        x: BasicValueEnum<'ctx>,
-        y: BasicValueEnum<'ctx>,
-    ) -> R<IntValue<'ctx>> {
+    pub fn lt_nan_low(&self, dt: DType, x: V<'ctx>, y: V<'ctx>) -> R<V<'ctx>> {
         if dt.is_float() {
             let (x, y) = (self.to_c(dt, x)?, self.to_c(dt, y)?);
-            let y_num = self.b.build_float_compare(FloatPredicate::ORD, y, y, "ynum")?;
-            let lt = self.b.build_float_compare(FloatPredicate::ULT, x, y, "ult")?;
-            return Ok(self.b.build_and(y_num, lt, "ltnl")?);
+            let y_num = self.fcmp(Fp::Ord, y, y);
+            return Ok(self.and(y_num, self.fcmp(Fp::Ult, x, y)));
         }
-        let p = if dt.is_signed_int() { IntPredicate::SLT } else { IntPredicate::ULT };
-        Ok(self.b.build_int_compare(p, iv(x)?, iv(y)?, "lt")?)
+        let p = if dt.is_signed_int() { Ip::Slt } else { Ip::Ult };
+        Ok(self.icmp(p, x, y))
     }
 }

@@ -36,9 +36,12 @@
 //! - float `sum` accumulates in the dtype (f32 for f16/bf16) in index order, and `dot` with fused
 //!   multiply-adds in f32 (`k` ascending); the interpreter accumulates in f64, so results differ
 //!   within the usual summation tolerance;
-//! - `exp`, `exp2`, `log`, `log2`, `sin`, `cos`, `tanh`, `erf`, `sigmoid`, `rsqrt` compute in f64
-//!   through the C library and round once to the dtype, like the interpreter (whose `erf` is its
-//!   own: results may differ by one ulp of f64 before rounding);
+//! - f32, f16 and bf16 `exp`, `exp2`, `log`, `log2`, `tanh`, `erf`, `sigmoid` are inline f32
+//!   polynomials (`vmath.rs`, within 1 ulp of the correctly rounded f32 result, 2 for `sigmoid`;
+//!   f16/bf16 round that f32 result, so they can differ from the interpreter in rare ties), the
+//!   same bits on every host; f64 ones, and `sin`/`cos` of every dtype, call the C library in
+//!   f64 and round once, like the interpreter (whose `erf` is its own: results may differ by one
+//!   ulp of f64 before rounding); `rsqrt` computes `1/sqrt` in f64 and rounds once;
 //! - f16/bf16 `fma` computes in f64 and rounds (a double rounding that can differ in the last
 //!   bit in rare ties); int → f16/bf16 and f64 → bf16 casts may round twice through f32;
 //! - `print` is ignored; `device_assert` is checked unless [`CpuOptions::checks`] is off.
@@ -55,8 +58,9 @@
 //! micro-kernel and inline vector transcendentals are not done yet.
 
 mod codegen;
-mod scalar;
+mod lanes;
 mod target;
+mod vmath;
 
 use std::fmt;
 
