@@ -170,3 +170,65 @@ pub fn check_close(
     }
     Ok(worst)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_start_on_a_cache_line() {
+        for len in [1usize, 3, 1000, 1 << 16] {
+            let b = Buf::filled(len, 0u8);
+            assert_eq!(b.s().as_ptr() as usize % 64, 0);
+            assert_eq!(b.s().len(), len);
+            let f = Buf::from_fn(len, |i| i as f32, 0.0);
+            assert_eq!(f.s().as_ptr() as usize % 64, 0);
+            assert_eq!(f.s()[len - 1], (len - 1) as f32);
+        }
+    }
+
+    #[test]
+    fn uniform_stays_in_range_and_is_seeded() {
+        let mut a = Rng::new(42);
+        let mut b = Rng::new(42);
+        for _ in 0..10_000 {
+            let x = a.uniform(-4.0, 4.0);
+            assert!((-4.0..4.0).contains(&x));
+            assert_eq!(x, b.uniform(-4.0, 4.0));
+        }
+    }
+
+    #[test]
+    fn check_close_rejects_nan_and_errors_beyond_tolerance() {
+        assert_eq!(check_close("t", &[1.0, 2.0], &[1.0, 2.0], 0.0, 0.0), Ok(0.0));
+        // 2.0 vs 2.1: error 0.1 <= 0.05 + 0.1 * 2.1 = 0.26.
+        assert!(check_close("t", &[2.0], &[2.1], 0.05, 0.1).is_ok());
+        assert!(check_close("t", &[2.0], &[2.1], 0.05, 0.0).is_err());
+        assert!(check_close("t", &[f32::NAN], &[1.0], 1.0, 1.0).is_err());
+        assert!(check_close("t", &[1.0], &[1.0, 2.0], 1.0, 1.0).is_err());
+    }
+
+    #[test]
+    fn time_group_runs_every_implementation_and_stops_on_error() {
+        let plan = Plan { gap: Duration::ZERO, ..Plan::quick() };
+        let (mut a, mut b) = (0usize, 0usize);
+        {
+            let mut impls: Vec<Runner> = vec![
+                Box::new(|| {
+                    a += 1;
+                    Ok(())
+                }),
+                Box::new(|| {
+                    b += 1;
+                    Ok(())
+                }),
+            ];
+            let t = time_group(&plan, &mut impls).unwrap();
+            assert_eq!(t.len(), 2);
+            assert!(t.iter().all(|t| t.runs >= plan.min_runs && t.min <= t.median));
+        }
+        assert!(a > plan.min_runs && b > plan.min_runs);
+        let mut bad: Vec<Runner> = vec![Box::new(|| Err("wrong".to_string()))];
+        assert_eq!(time_group(&plan, &mut bad).unwrap_err(), "wrong");
+    }
+}

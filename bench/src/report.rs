@@ -312,3 +312,71 @@ pub fn json(meta: &Meta, results: &[KernelResult]) -> String {
     });
     serde_json::to_string_pretty(&v).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(tag: &str, median: f64) -> Entry {
+        Entry::new(Impl::new(tag, tag), Timing { median, min: median, runs: 1 })
+    }
+
+    #[test]
+    fn bars_divide_baseline_time_by_tk_time() {
+        let r = KernelResult {
+            key: "matmul",
+            title: "matmul".into(),
+            config: String::new(),
+            work: Work::Flops(2e9),
+            copy_ref: None,
+            max_err: 0.0,
+            entries: vec![entry("tk", 0.2), entry("openblas", 0.05)],
+        };
+        let b = bars(std::slice::from_ref(&r));
+        let mm = b.iter().find(|b| b.kernel == "matmul").unwrap();
+        assert_eq!(mm.got, Some(0.25));
+        assert!(mm.got.unwrap() < mm.need);
+        // 2e9 flops in 0.2 s.
+        assert_eq!(r.rate_text(&r.entries[0].t), "10.0 GFLOP/s");
+        // Kernels that were not run are reported as not measured.
+        assert!(b.iter().filter(|b| b.kernel != "matmul").all(|b| b.got.is_none()));
+    }
+
+    #[test]
+    fn copy_fraction_uses_the_fastest_copy() {
+        let copy = KernelResult {
+            key: COPY_ROWS,
+            title: "copy".into(),
+            config: String::new(),
+            work: Work::Bytes(1e9),
+            copy_ref: None,
+            max_err: 0.0,
+            entries: vec![entry("memcpy", 0.1), entry("loop", 0.2)],
+        };
+        let k = KernelResult {
+            key: "rmsnorm",
+            title: "rmsnorm".into(),
+            config: "BLOCK=1024".into(),
+            work: Work::Bytes(1e9),
+            copy_ref: Some(COPY_ROWS),
+            max_err: 0.0,
+            entries: vec![entry("tk", 0.2), entry("torch", 0.1)],
+        };
+        let meta = Meta {
+            threads: 2,
+            blas: "b".into(),
+            torch: None,
+            load_start: "0".into(),
+            load_end: "0".into(),
+            quick: false,
+        };
+        let md = markdown(&meta, &[copy, k]);
+        // tk: 5 GB/s of the 10 GB/s memcpy; torch is twice as fast as tk.
+        assert!(
+            md.contains("| rmsnorm (tk: BLOCK=1024) | tk | 200 | 200 | 1 | 5.0 GB/s | 50% | — |"),
+            "{md}"
+        );
+        assert!(md.contains("| torch | 100 | 100 | 1 | 10.0 GB/s | 100% | 0.50× |"), "{md}");
+        assert!(md.contains("| rmsnorm: tk vs torch | ≥ 0.8× | 0.50× | **no** |"), "{md}");
+    }
+}
