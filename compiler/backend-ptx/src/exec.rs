@@ -15,6 +15,17 @@
 //! Arithmetic follows PTX: integer ops wrap, division by zero does not trap, `cvt.rzi` saturates
 //! and maps NaN to 0, `min.NaN`/`max.NaN` propagate NaN, approximate instructions
 //! (`ex2.approx`, `lg2.approx`, `rsqrt.approx`, `sin/cos.approx`) are computed exactly.
+//!
+//! `ldmatrix` and `mma.sync` are executed per warp with the fragment layouts of the PTX ISA
+//! (section "Matrix fragments for mma.m16n8k16 / m16n8k8"): A element (row, col) of an f16/bf16
+//! `m16n8k16` sits in register `col / 8 * 2 + row / 8` of lane `4 (row % 8) + (col % 8) / 2`,
+//! half `col % 2`; B element (k, n) in register `k / 8`, lane `4 n + (k % 8) / 2`, half `k % 2`;
+//! C/D element (row, col) in register `row / 8 * 2 + col % 2` of lane `4 (row % 8) + col / 2`.
+//! For tf32 `m16n8k8`, A (row, col) is register `col / 4 * 2 + row / 8` of lane
+//! `4 (row % 8) + col % 4` and B (k, n) register `k / 4` of lane `4 n + k % 4`; tf32 operands
+//! use the top 19 bits of their register (the low 13 are ignored, as the hardware does). The
+//! products are exact and each instruction's sum `C + sum_k A B` is formed in f64 and rounded
+//! once to f32 (tensor cores add with at least f32 precision; tests compare with a tolerance).
 
 use crate::pir::*;
 use std::fmt;
@@ -54,9 +65,15 @@ pub struct ExecStats {
     pub atomics: u64,
     pub barriers: u64,
     pub shuffles: u64,
+    /// Warp-wide `ldmatrix` and `mma.sync` instructions executed (once per warp each).
+    pub ldmatrix: u64,
+    pub mma: u64,
 }
 
 const BASE_STRIDE: u64 = 1 << 36;
+/// Bytes per unit of shared-memory race tracking: the smallest shared access (b16), so that
+/// replicas writing neighbouring halves of one word are not mistaken for a race.
+const GRAIN: usize = 2;
 const MAX_LOOP_TRIPS: u64 = 1 << 24;
 
 fn base_of(i: usize) -> u64 {
@@ -71,8 +88,8 @@ struct Cta<'a> {
     params: Vec<u64>,
     mem: &'a mut [Vec<u8>],
     smem: Vec<u8>,
-    /// Per shared word: (writer thread + 1 or 0, epoch of the write, reader thread + 1 or
-    /// u32::MAX for several, epoch of the reads).
+    /// Per shared [`GRAIN`]-byte unit: (writer thread + 1 or 0, epoch of the write, reader
+    /// thread + 1 or u32::MAX for several, epoch of the reads).
     words: Vec<(u32, u64, u32, u64)>,
     epoch: u64,
     stats: ExecStats,
@@ -120,7 +137,7 @@ pub fn run(
                     params: params.clone(),
                     mem: buffers,
                     smem: vec![0; k.smem_bytes as usize],
-                    words: vec![(0, 0, 0, 0); (k.smem_bytes as usize).div_ceil(4)],
+                    words: vec![(0, 0, 0, 0); (k.smem_bytes as usize).div_ceil(GRAIN)],
                     epoch: 1,
                     stats: std::mem::take(&mut stats),
                 };
@@ -198,7 +215,7 @@ fn fmax(a: f64, b: f64) -> f64 {
 
 fn float_of(ty: Ty, x: u64) -> f64 {
     match ty {
-        Ty::F32 => f64::from(f32_of(x)),
+        Ty::F32 | Ty::Tf32 => f64::from(f32_of(x)),
         Ty::F64 => f64_of(x),
         Ty::F16 => half::f16::from_bits(x as u16).to_f64(),
         Ty::BF16 => half::bf16::from_bits(x as u16).to_f64(),
@@ -299,20 +316,20 @@ impl Cta<'_> {
         }
         let me = t as u32 + 1;
         let a = addr as usize;
-        for w in a / 4..(a + bytes as usize).div_ceil(4) {
+        for w in a / GRAIN..(a + bytes as usize).div_ceil(GRAIN) {
             let (writer, wep, reader, rep) = self.words[w];
             match write {
                 None => {
                     if writer == 0 {
                         return Err(err(format!(
-                            "thread {t}: read of unwritten shared word {}",
-                            w * 4
+                            "thread {t}: read of unwritten shared byte {}",
+                            w * GRAIN
                         )));
                     }
                     if writer != me && wep == self.epoch {
                         return Err(err(format!(
-                            "thread {t}: shared word {} written by thread {} without a barrier in between",
-                            w * 4,
+                            "thread {t}: shared byte {} written by thread {} without a barrier in between",
+                            w * GRAIN,
                             writer - 1
                         )));
                     }
@@ -323,18 +340,18 @@ impl Cta<'_> {
                 Some(data) => {
                     if rep == self.epoch && reader != me {
                         return Err(err(format!(
-                            "thread {t}: shared word {} overwritten while other threads read it (no barrier)",
-                            w * 4
+                            "thread {t}: shared byte {} overwritten while other threads read it (no barrier)",
+                            w * GRAIN
                         )));
                     }
                     if writer != 0 && writer != me && wep == self.epoch {
                         // Replicas may write the same value; different values are a race.
-                        let lo = (w * 4).max(a);
-                        let hi = (w * 4 + 4).min(a + bytes as usize);
+                        let lo = (w * GRAIN).max(a);
+                        let hi = (w * GRAIN + GRAIN).min(a + bytes as usize);
                         if self.smem[lo..hi] != data[lo - a..hi - a] {
                             return Err(err(format!(
-                                "thread {t}: shared word {} written by threads {} and {t} with different values",
-                                w * 4,
+                                "thread {t}: shared byte {} written by threads {} and {t} with different values",
+                                w * GRAIN,
                                 writer - 1
                             )));
                         }
@@ -537,6 +554,115 @@ impl Cta<'_> {
                     self.smem[o..o + eb].copy_from_slice(&v[..eb]);
                 }
             }
+            Inst::StSharedV { ty, srcs, addr, off } => {
+                let eb = ty.bytes() as usize;
+                for t in 0..n {
+                    let a =
+                        trunc(Ty::U32, self.get(Opnd::Reg(*addr), t).wrapping_add(u64::from(*off)));
+                    let mut v = Vec::with_capacity(eb * srcs.len());
+                    for src in srcs {
+                        v.extend_from_slice(&self.get(*src, t).to_le_bytes()[..eb]);
+                    }
+                    let o = self.smem_check(a, v.len() as u64, t, Some(&v))?;
+                    self.smem[o..o + v.len()].copy_from_slice(&v);
+                }
+            }
+            Inst::Ldmatrix { trans, dsts, addr, off } => {
+                for w in 0..n / 32 {
+                    let mut mats = vec![[[0u16; 8]; 8]; dsts.len()];
+                    for (q, mat) in mats.iter_mut().enumerate() {
+                        for (r, row) in mat.iter_mut().enumerate() {
+                            let t = 32 * w + 8 * q + r;
+                            let a = trunc(
+                                Ty::U32,
+                                self.get(Opnd::Reg(*addr), t).wrapping_add(u64::from(*off)),
+                            );
+                            let o = self.smem_check(a, 16, t, None)?;
+                            for (e, x) in row.iter_mut().enumerate() {
+                                *x = u16::from_le_bytes([
+                                    self.smem[o + 2 * e],
+                                    self.smem[o + 2 * e + 1],
+                                ]);
+                            }
+                        }
+                    }
+                    for lane in 0..32 {
+                        let (g, c) = (lane / 4, 2 * (lane % 4));
+                        for (q, d) in dsts.iter().enumerate() {
+                            let m = &mats[q];
+                            let (lo, hi) = if *trans {
+                                (m[c][g], m[c + 1][g])
+                            } else {
+                                (m[g][c], m[g][c + 1])
+                            };
+                            self.set(*d, 32 * w + lane, u64::from(lo) | (u64::from(hi) << 16));
+                        }
+                    }
+                    self.stats.ldmatrix += 1;
+                }
+            }
+            Inst::Mma { kind, d, a, b, c } => {
+                if d.len() != 4 || a.len() != 4 || b.len() != 2 || c.len() != 4 {
+                    return Err(err("mma.sync needs 4 D, 4 A, 2 B and 4 C registers".into()));
+                }
+                let kk = kind.k() as usize;
+                for w in 0..n / 32 {
+                    let mut am = vec![[0f64; 16]; 16];
+                    let mut bm = vec![[0f64; 8]; 16];
+                    let mut cm = [[0f64; 8]; 16];
+                    for lane in 0..32 {
+                        let t = 32 * w + lane;
+                        let (g, q) = (lane / 4, lane % 4);
+                        for r in 0..4 {
+                            let x = self.get(Opnd::Reg(a[r]), t);
+                            match kind {
+                                MmaKind::Tf32 => {
+                                    am[g + 8 * (r % 2)][q + 4 * (r / 2)] = tf32_value(x);
+                                }
+                                _ => {
+                                    for j in 0..2 {
+                                        am[g + 8 * (r % 2)][2 * q + j + 8 * (r / 2)] =
+                                            half_value(*kind, x >> (16 * j));
+                                    }
+                                }
+                            }
+                        }
+                        for r in 0..2 {
+                            let x = self.get(Opnd::Reg(b[r]), t);
+                            match kind {
+                                MmaKind::Tf32 => bm[q + 4 * r][g] = tf32_value(x),
+                                _ => {
+                                    for j in 0..2 {
+                                        bm[2 * q + j + 8 * r][g] = half_value(*kind, x >> (16 * j));
+                                    }
+                                }
+                            }
+                        }
+                        for i in 0..4 {
+                            let x = self.get(Opnd::Reg(c[i]), t);
+                            cm[g + 8 * (i / 2)][2 * q + i % 2] = f64::from(f32_of(x));
+                        }
+                    }
+                    let mut dm = [[0f32; 8]; 16];
+                    for (row, drow) in dm.iter_mut().enumerate() {
+                        for (col, dv) in drow.iter_mut().enumerate() {
+                            let mut sum = cm[row][col];
+                            for k in 0..kk {
+                                sum += am[row][k] * bm[k][col];
+                            }
+                            *dv = sum as f32;
+                        }
+                    }
+                    for lane in 0..32 {
+                        let (g, q) = (lane / 4, lane % 4);
+                        for i in 0..4 {
+                            let v = dm[g + 8 * (i / 2)][2 * q + i % 2];
+                            self.set(d[i], 32 * w + lane, of_f32(v));
+                        }
+                    }
+                    self.stats.mma += 1;
+                }
+            }
             Inst::Bar => {
                 self.epoch += 1;
                 self.stats.barriers += 1;
@@ -584,6 +710,29 @@ impl Cta<'_> {
         }
         Ok(())
     }
+}
+
+/// A 16-bit mma operand (the low half of `x`) as a number.
+fn half_value(kind: MmaKind, x: u64) -> f64 {
+    let bits = x as u16;
+    match kind {
+        MmaKind::BF16 => half::bf16::from_bits(bits).to_f64(),
+        _ => half::f16::from_bits(bits).to_f64(),
+    }
+}
+
+/// A tf32 mma operand: the top 19 bits of the register as an f32.
+fn tf32_value(x: u64) -> f64 {
+    f64::from(f32::from_bits(x as u32 & 0xffff_e000))
+}
+
+/// `cvt.rna.tf32.f32`: round to 10 mantissa bits, ties away from zero; the low 13 bits of the
+/// result are zero. NaN and infinities pass through.
+fn to_tf32(x: u32) -> u32 {
+    if (x & 0x7f80_0000) == 0x7f80_0000 {
+        return if x & 0x007f_ffff != 0 { 0x7fff_ffff } else { x };
+    }
+    x.wrapping_add(0x1000) & 0xffff_e000
 }
 
 fn unary(op: UnOp, ty: Ty, x: u64) -> u64 {
@@ -759,6 +908,9 @@ fn setp(cmp: Cmp, ty: Ty, x: u64, y: u64) -> bool {
 fn cvt(round: Round, dty: Ty, sty: Ty, x: u64) -> u64 {
     match (sty.is_float(), dty.is_float()) {
         (true, true) => {
+            if dty == Ty::Tf32 {
+                return u64::from(to_tf32(x as u32));
+            }
             let v = float_of(sty, x);
             let v = match round {
                 Round::Rmi => v.floor(),
@@ -808,5 +960,25 @@ fn cvt(round: Round, dty: Ty, sty: Ty, x: u64) -> u64 {
             let v = if sty.is_signed() { sext(sty, x) as u64 } else { trunc(sty, x) };
             trunc(dty, v)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tf32_rounds_to_nearest_ties_away() {
+        // 1 + 2^-11 is halfway between 1 and 1 + 2^-10: away from zero.
+        let half_way = 1.0f32 + 2f32.powi(-11);
+        assert_eq!(f32::from_bits(to_tf32(half_way.to_bits())), 1.0 + 2f32.powi(-10));
+        assert_eq!(f32::from_bits(to_tf32((-half_way).to_bits())), -(1.0 + 2f32.powi(-10)));
+        // Just below halfway rounds down.
+        let below = f32::from_bits(half_way.to_bits() - 1);
+        assert_eq!(f32::from_bits(to_tf32(below.to_bits())), 1.0);
+        assert_eq!(to_tf32(f32::INFINITY.to_bits()), f32::INFINITY.to_bits());
+        assert!(f32::from_bits(to_tf32(f32::NAN.to_bits())).is_nan());
+        // The largest finite f32 rounds up to infinity (its mantissa is all ones).
+        assert_eq!(to_tf32(f32::MAX.to_bits()), f32::INFINITY.to_bits());
     }
 }

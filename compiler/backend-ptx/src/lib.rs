@@ -6,6 +6,12 @@
 //! [`exec`], which is how tests compare the backend with the reference interpreter without a
 //! GPU. The input is IR after the default pass pipeline (no `call` ops).
 //!
+//! `dot` with f16 or bf16 inputs (and f32 inputs with `precision: "tf32"`) runs on tensor
+//! cores: the operands go through shared memory, `ldmatrix` loads the fragments and one
+//! `mma.sync.m16n8k16` (`m16n8k8` for tf32) per 16 x 8 accumulator tile accumulates in f32; the
+//! accumulator keeps the mma fragment layout across loop iterations and is stored from it.
+//! f32 `ieee` dots and blocks below 16 x 8 x k use an FMA loop over shared memory.
+//!
 //! Kernel ABI: parameters in order (pointers `.u64`, scalars by type, bool as `.u8`), one CTA of
 //! `32 * num_warps` threads per program, `program_id(a)` = `%ctaid`, `num_programs(a)` =
 //! `%nctaid`. Pointer parameters are assumed 16-byte aligned (the runtime checks it).

@@ -16,12 +16,12 @@
 use crate::layout::{Layout, View};
 use crate::pir::*;
 use crate::{Options, PtxError};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use tk_diag::Span;
 use tk_ir::analysis::AxisInfoTable;
 use tk_ir::{
-    AtomicOp, BinaryOp, CmpPred, ConstValue, DType, Elem, Function, Module, Op, OpId, ReduceKind,
-    RegionId, UnaryOp, Value, ValueDef,
+    AtomicOp, BinaryOp, CmpPred, ConstValue, DType, DotPrecision, Elem, Function, Module, Op, OpId,
+    ReduceKind, RegionId, UnaryOp, Value, ValueDef,
 };
 
 type Res<T> = Result<T, PtxError>;
@@ -56,6 +56,18 @@ enum Comb {
 struct Part {
     v: Opnd,
     i: Opnd,
+}
+
+/// How a `dot` runs on tensor cores (see [`Lower::dot_mma`]).
+#[derive(Clone, Debug)]
+struct MmaPlan {
+    kind: MmaKind,
+    /// The accumulator's layout: `spt [1, 2]`, `tpw [8, 4]`, `wpc [wm, wn]`, so that one warp's
+    /// 16 x 8 `mma.sync` C fragments are rows `(2i + h) 8 wm + 8 warp_m + lane / 4` and columns
+    /// `c 8 wn + 8 warp_n + 2 (lane % 4) + j` of the block (`h`, `j` in 0..2).
+    layout: Layout,
+    wm: u32,
+    wn: u32,
 }
 
 /// The register class and instruction type of a scalar dtype.
@@ -106,6 +118,11 @@ pub(crate) struct Lower<'a> {
     warp: Reg,
     tid: Reg,
     min_version: u32,
+    /// Layouts that loop- and branch-carried blocks should use (the tensor-core accumulator
+    /// layout for values that flow into and out of an `mma` dot), by value.
+    pref: HashMap<Value, Layout>,
+    /// Layout ids of `mma` accumulators (stores of such values use them directly).
+    mma_layouts: HashSet<usize>,
 }
 
 fn unsupported(what: impl std::fmt::Display, span: Span) -> PtxError {
@@ -136,6 +153,8 @@ impl<'a> Lower<'a> {
             warp: Reg(0),
             tid: Reg(0),
             min_version: 70,
+            pref: HashMap::new(),
+            mma_layouts: HashSet::new(),
         };
         l.tid = l.reg(RegClass::B32);
         l.lane = l.reg(RegClass::B32);
@@ -181,6 +200,7 @@ impl<'a> Lower<'a> {
                 self.scalars.insert(p_value(f, i), r.into());
             }
         }
+        self.plan_layouts();
         let yields = self.region(f.body)?;
         if !yields.is_empty() {
             return Err(unsupported("a kernel that returns values", f.span));
@@ -506,7 +526,10 @@ impl<'a> Lower<'a> {
                 };
                 self.reduce(comb, *axis as usize, *value, results[0], span)?;
             }
-            Op::Dot { a, b, acc, .. } => self.dot(*a, *b, *acc, results[0], span)?,
+            Op::Dot { a, b, acc, precision } => match self.mma_plan(*a, *b, *acc, *precision) {
+                Some(plan) => self.dot_mma(&plan, *a, *b, *acc, results[0], span)?,
+                None => self.dot(*a, *b, *acc, results[0], span)?,
+            },
             Op::Atomic { op, ptr, value, mask } => {
                 let aop = match op {
                     AtomicOp::Add => AtomOp::Add,
@@ -1336,7 +1359,11 @@ impl<'a> Lower<'a> {
             self.store_group(dt, c, t, mty, &[v], p, pm);
             return Ok(());
         }
-        let view = self.natural_view(&shape);
+        // An mma accumulator is stored from its own layout rather than converted.
+        let view = match self.mma_view_of(value, 8) {
+            Some(v) => v,
+            None => self.natural_view(&shape),
+        };
         let n = self.slots(&view);
         let ptrs = self.get(ptr, &view, span)?;
         let vals = self.get(value, &view, span)?;
@@ -1509,7 +1536,11 @@ impl<'a> Lower<'a> {
             self.scalars.insert(res, r);
             return Ok(());
         }
-        let view = self.natural_view(&shape);
+        // An mma accumulator is stored from its own layout rather than converted.
+        let view = match self.mma_view_of(value, 8) {
+            Some(v) => v,
+            None => self.natural_view(&shape),
+        };
         let n = self.slots(&view);
         let ptrs = self.get(ptr, &view, span)?;
         let vals = self.get(value, &view, span)?;
@@ -1593,10 +1624,15 @@ impl<'a> Lower<'a> {
     /// scratch array of the padded `shape`, read through `view`.
     fn scratch_offsets(&mut self, view: &View, shape: &[u32], eb: u32) -> (Reg, Vec<u32>) {
         let padded: Vec<u32> = shape.iter().map(|&d| d.max(1).next_power_of_two()).collect();
-        let mut strides = vec![1u32; shape.len()];
+        let mut strides = vec![eb; shape.len()];
         for d in (0..shape.len().saturating_sub(1)).rev() {
             strides[d] = strides[d + 1] * padded[d + 1];
         }
+        self.scratch_offsets_strided(view, &strides)
+    }
+
+    /// Like [`Lower::scratch_offsets`] with explicit byte strides per value dimension.
+    fn scratch_offsets_strided(&mut self, view: &View, strides: &[u32]) -> (Reg, Vec<u32>) {
         let base = self.reg(RegClass::B32);
         let sb = self.smem_base;
         self.emit(Inst::Mov { ty: Ty::U32, dst: base, src: sb.into() });
@@ -1607,7 +1643,7 @@ impl<'a> Lower<'a> {
                     ty: Ty::U32,
                     dst: base,
                     a: t.into(),
-                    b: Opnd::Imm(u64::from(strides[vd] * eb)),
+                    b: Opnd::Imm(u64::from(strides[vd])),
                     c: base.into(),
                 });
             }
@@ -1619,7 +1655,7 @@ impl<'a> Lower<'a> {
                     .iter()
                     .enumerate()
                     .map(|(vd, pd)| match pd {
-                        Some(pd) => l.slot_part(s, *pd as usize) * strides[vd] * eb,
+                        Some(pd) => l.slot_part(s, *pd as usize) * strides[vd],
                         None => 0,
                     })
                     .sum()
@@ -2208,6 +2244,396 @@ impl<'a> Lower<'a> {
         Ok(())
     }
 
+    // ---- dot on tensor cores ---------------------------------------------------------------
+
+    /// Whether `dot(a, b, acc)` runs on tensor cores, and how: f16 or bf16 inputs (and f32
+    /// inputs with `precision: tf32`) into an f32 accumulator of at least 16 x 8 (padded)
+    /// elements, with K padded to at least one instruction's k. Warps split M and N (M first
+    /// while both are large) so that no warp is idle unless the block is smaller than the warps.
+    fn mma_plan(&self, a: Value, b: Value, acc: Value, precision: DotPrecision) -> Option<MmaPlan> {
+        let elem = |v: Value| match self.value_elem(v) {
+            Elem::Scalar(dt) => Some(dt),
+            Elem::Ptr(_) => None,
+        };
+        let (adt, bdt, cdt) = (elem(a)?, elem(b)?, elem(acc)?);
+        if adt != bdt || cdt != DType::F32 {
+            return None;
+        }
+        let kind = match (adt, precision) {
+            (DType::F16, _) => MmaKind::F16,
+            (DType::BF16, _) => MmaKind::BF16,
+            (DType::F32, DotPrecision::Tf32) => MmaKind::Tf32,
+            _ => return None,
+        };
+        let (ash, bsh) = (self.value_shape(a), self.value_shape(b));
+        if ash.len() != 2 || bsh.len() != 2 {
+            return None;
+        }
+        let mp = ash[0].max(1).next_power_of_two();
+        let kp = ash[1].max(1).next_power_of_two();
+        let np = bsh[1].max(1).next_power_of_two();
+        if mp < 16 || np < 8 || kp < kind.k() {
+            return None;
+        }
+        let (mut wm, mut wn) = (1u32, 1u32);
+        while wm * wn < self.num_warps {
+            let can_m = mp / (2 * wm) >= 16;
+            let can_n = np / (2 * wn) >= 8;
+            if can_m && (!can_n || mp / wm >= np / wn) {
+                wm *= 2;
+            } else {
+                // Past the block's width the extra warps replicate columns (owners store).
+                wn *= 2;
+            }
+        }
+        let layout = Layout::from_parts(&[ash[0], bsh[1]], vec![1, 2], vec![8, 4], vec![wm, wn]);
+        Some(MmaPlan { kind, layout, wm, wn })
+    }
+
+    /// Chooses the layouts of loop- and branch-carried values: an `mma` accumulator keeps the
+    /// tensor-core layout across iterations (no shared-memory round trip per iteration), and so
+    /// does every value carried together with it.
+    fn plan_layouts(&mut self) {
+        let f = self.f;
+        let ops = f.walk();
+        for &id in &ops {
+            if let Op::Dot { a, b, acc, precision } = &f.op(id).op {
+                if let Some(plan) = self.mma_plan(*a, *b, *acc, *precision) {
+                    self.pref.insert(f.op(id).results[0], plan.layout.clone());
+                    self.pref.insert(*acc, plan.layout);
+                }
+            }
+        }
+        let yields = |r: RegionId| -> Vec<Value> {
+            match f.region(r).ops.last().map(|&o| &f.op(o).op) {
+                Some(Op::Yield { values }) => values.clone(),
+                _ => Vec::new(),
+            }
+        };
+        // Groups of values that share one carrier: (yield, init, loop arg, result) and (if
+        // result, then yield, else yield).
+        let mut groups: Vec<Vec<Value>> = Vec::new();
+        for &id in &ops {
+            let od = f.op(id);
+            match &od.op {
+                Op::For { body, init, .. } => {
+                    let args = &f.region(*body).args;
+                    for (i, y) in yields(*body).into_iter().enumerate() {
+                        // The carrier is made from the init value.
+                        let mut g = vec![y];
+                        g.extend(init.get(i).copied());
+                        g.extend(args.get(i + 1).copied());
+                        g.extend(od.results.get(i).copied());
+                        groups.push(g);
+                    }
+                }
+                Op::If { then_body, else_body, .. } => {
+                    let (t, e) = (yields(*then_body), yields(*else_body));
+                    for (i, &r) in od.results.iter().enumerate() {
+                        let mut g = vec![r];
+                        g.extend(t.get(i).copied());
+                        g.extend(e.get(i).copied());
+                        groups.push(g);
+                    }
+                }
+                _ => {}
+            }
+        }
+        loop {
+            let mut changed = false;
+            for g in &groups {
+                let Some(l) = g.iter().find_map(|v| self.pref.get(v).cloned()) else { continue };
+                for v in g {
+                    if !self.pref.contains_key(v) && self.value_shape(*v) == l.shape {
+                        self.pref.insert(*v, l.clone());
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+    }
+
+    /// The view of an `mma` accumulator that `v` (or an element-wise chain over it) is anchored
+    /// in, so that a store of it needs no layout conversion.
+    fn mma_view_of(&self, v: Value, depth: u32) -> Option<View> {
+        if let Some((view, _)) = self.blocks.get(&v) {
+            return self.mma_layouts.contains(&view.layout).then(|| view.clone());
+        }
+        if depth == 0 {
+            return None;
+        }
+        let op = self.f.defining_op(v)?;
+        match &self.f.op(op).op {
+            Op::Unary { .. }
+            | Op::Binary { .. }
+            | Op::Cmp { .. }
+            | Op::Select { .. }
+            | Op::Fma { .. }
+            | Op::Cast { .. } => {
+                let shape = self.value_shape(v);
+                self.f.op(op).op.operands().into_iter().find_map(|a| {
+                    self.mma_view_of(a, depth - 1).filter(|_| self.value_shape(a) == shape)
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// `acc + a @ b` on tensor cores. Both operands go to shared memory (rows padded by 16 bytes
+    /// so that the eight 16-byte rows an `ldmatrix` reads fall in distinct banks; padding
+    /// along K is written as zeros, since it meets the other operand's padding); then for each
+    /// k step every warp loads its A fragments with `ldmatrix.x4` and its B fragments with
+    /// `ldmatrix.x4.trans` (f16/bf16; tf32 B is stored transposed and read without `.trans`,
+    /// since `.trans` moves 16-bit halves) and issues one `mma.sync` per 16 x 8 tile of its
+    /// accumulator, in place.
+    fn dot_mma(
+        &mut self,
+        plan: &MmaPlan,
+        a: Value,
+        b: Value,
+        acc: Value,
+        res: Value,
+        span: Span,
+    ) -> Res<()> {
+        let (_, ac, at) = self.dt_of(a, span)?;
+        let ash = self.value_shape(a);
+        let bsh = self.value_shape(b);
+        let av = self.natural_view(&ash);
+        let bv = self.natural_view(&bsh);
+        let cl = self.layout_id(plan.layout.clone());
+        self.mma_layouts.insert(cl);
+        let cv = View { layout: cl, map: vec![Some(0), Some(1)] };
+        let areg = self.get(a, &av, span)?;
+        let breg = self.get(b, &bv, span)?;
+        let creg = self.get(acc, &cv, span)?;
+        let tf32 = plan.kind == MmaKind::Tf32;
+        let (sty, eb) = if tf32 { (Ty::B32, 4) } else { (Ty::B16, 2) };
+        let (mp, kp, np) =
+            (plan.layout.padded[0], ash[1].next_power_of_two(), plan.layout.padded[1]);
+        let (wm, wn) = (plan.wm, plan.wn);
+        let a_stride = kp * eb + 16;
+        let b_off = (mp * a_stride).next_multiple_of(16);
+        // f16/bf16 B is [K][N]; tf32 B is [N][K].
+        let b_stride = if tf32 { kp * 4 + 16 } else { np * eb + 16 };
+        let b_rows = if tf32 { np } else { kp };
+        self.shared(b_off + b_rows * b_stride);
+        self.emit(Inst::Bar);
+        let (wa, ca) = self.scratch_offsets_strided(&av, &[a_stride, eb]);
+        let srcs: Vec<Opnd> =
+            (0..areg.len()).map(|s| self.mma_operand(&av, s, areg[s], ac, at, tf32)).collect();
+        self.smem_stores(sty, eb, &av, &srcs, wa, &ca, true);
+        let bstr = if tf32 { [eb, b_stride] } else { [b_stride, eb] };
+        let (wb, cb) = self.scratch_offsets_strided(&bv, &bstr);
+        let cb: Vec<u32> = cb.iter().map(|c| c + b_off).collect();
+        let srcs: Vec<Opnd> =
+            (0..breg.len()).map(|s| self.mma_operand(&bv, s, breg[s], ac, at, tf32)).collect();
+        self.smem_stores(sty, eb, &bv, &srcs, wb, &cb, !tf32);
+        self.emit(Inst::Bar);
+
+        // Per-lane row addresses: lane 8q + r gives row r of the q-th 8x8 matrix.
+        let (lane, warp, sb) = (self.lane, self.warp, self.smem_base);
+        let u = |x: u32| Opnd::Imm(u64::from(x));
+        let r7 = self.reg(RegClass::B32);
+        self.emit(bin(BinOp::And, Ty::B32, r7, lane.into(), u(7)));
+        let q1 = self.reg(RegClass::B32);
+        self.emit(bin(BinOp::Shr, Ty::U32, q1, lane.into(), u(3)));
+        self.emit(bin(BinOp::And, Ty::B32, q1, q1.into(), u(1)));
+        let q2 = self.reg(RegClass::B32);
+        self.emit(bin(BinOp::Shr, Ty::U32, q2, lane.into(), u(4)));
+        // 8 x the warp's row / column group (wrapped when warps replicate the block).
+        let wrow = self.reg(RegClass::B32);
+        self.emit(bin(BinOp::Shr, Ty::U32, wrow, warp.into(), u(wn.trailing_zeros())));
+        self.emit(bin(BinOp::And, Ty::B32, wrow, wrow.into(), u(wm - 1)));
+        self.emit(bin(BinOp::Shl, Ty::B32, wrow, wrow.into(), u(3)));
+        let wcol = self.reg(RegClass::B32);
+        self.emit(bin(BinOp::And, Ty::B32, wcol, warp.into(), u(wn - 1)));
+        self.emit(bin(BinOp::Shl, Ty::B32, wcol, wcol.into(), u(3)));
+        self.emit(bin(BinOp::And, Ty::B32, wcol, wcol.into(), u(np - 1)));
+        // A: row (q & 1) 8 wm + 8 warp_m + r, column (q >> 1) 16 bytes.
+        let abase = self.reg(RegClass::B32);
+        self.emit(Inst::Fma {
+            ty: Ty::U32,
+            dst: abase,
+            a: q1.into(),
+            b: u(8 * wm),
+            c: wrow.into(),
+        });
+        self.emit(bin(BinOp::Add, Ty::U32, abase, abase.into(), r7.into()));
+        self.emit(Inst::Fma {
+            ty: Ty::U32,
+            dst: abase,
+            a: abase.into(),
+            b: u(a_stride),
+            c: sb.into(),
+        });
+        self.emit(Inst::Fma { ty: Ty::U32, dst: abase, a: q2.into(), b: u(16), c: abase.into() });
+        // B: f16 k row (q & 1) 8 + r, column (q >> 1) 8 wn + 8 warp_n; tf32 n row
+        // (q >> 1) 8 wn + 8 warp_n + r, k bytes (q & 1) 16.
+        let bbase = self.reg(RegClass::B32);
+        let ncol = self.reg(RegClass::B32);
+        self.emit(Inst::Fma { ty: Ty::U32, dst: ncol, a: q2.into(), b: u(8 * wn), c: wcol.into() });
+        if tf32 {
+            self.emit(bin(BinOp::Add, Ty::U32, bbase, ncol.into(), r7.into()));
+            self.emit(Inst::Fma {
+                ty: Ty::U32,
+                dst: bbase,
+                a: bbase.into(),
+                b: u(b_stride),
+                c: sb.into(),
+            });
+            self.emit(Inst::Fma {
+                ty: Ty::U32,
+                dst: bbase,
+                a: q1.into(),
+                b: u(16),
+                c: bbase.into(),
+            });
+        } else {
+            self.emit(Inst::Fma { ty: Ty::U32, dst: bbase, a: q1.into(), b: u(8), c: r7.into() });
+            self.emit(Inst::Fma {
+                ty: Ty::U32,
+                dst: bbase,
+                a: bbase.into(),
+                b: u(b_stride),
+                c: sb.into(),
+            });
+            self.emit(Inst::Fma {
+                ty: Ty::U32,
+                dst: bbase,
+                a: ncol.into(),
+                b: u(eb),
+                c: bbase.into(),
+            });
+        }
+        self.emit(bin(BinOp::Add, Ty::U32, bbase, bbase.into(), u(b_off)));
+
+        let l = plan.layout.clone();
+        let out: Vec<Reg> = creg
+            .iter()
+            .map(|&o| {
+                let r = self.reg(RegClass::F32);
+                self.emit(Inst::Mov { ty: Ty::F32, dst: r, src: o });
+                r
+            })
+            .collect();
+        let (mtiles, ntiles) = (l.reps[0] / 2, l.reps[1]);
+        let k = plan.kind.k();
+        for kc in 0..kp / k {
+            let mut afr = Vec::with_capacity(mtiles as usize);
+            for i in 0..mtiles {
+                let dsts: Vec<Reg> = (0..4).map(|_| self.reg(RegClass::B32)).collect();
+                let off = i * 16 * wm * a_stride + kc * 32;
+                self.emit(Inst::Ldmatrix { trans: false, dsts: dsts.clone(), addr: abase, off });
+                afr.push(dsts);
+            }
+            let mut bfr: Vec<Vec<Reg>> = Vec::with_capacity(ntiles as usize);
+            let kstep = if tf32 { kc * 32 } else { kc * 16 * b_stride };
+            let tile_step = if tf32 { 8 * wn * b_stride } else { 8 * wn * eb };
+            let mut c = 0;
+            while c < ntiles {
+                let n = if c + 1 < ntiles { 4 } else { 2 };
+                let dsts: Vec<Reg> = (0..n).map(|_| self.reg(RegClass::B32)).collect();
+                let off = c * tile_step + kstep;
+                self.emit(Inst::Ldmatrix { trans: !tf32, dsts: dsts.clone(), addr: bbase, off });
+                for pair in dsts.chunks(2) {
+                    bfr.push(pair.to_vec());
+                }
+                c += n as u32 / 2;
+            }
+            for i in 0..mtiles {
+                for (c, bf) in bfr.iter().enumerate() {
+                    let d: Vec<Reg> = [(0, 0), (0, 1), (1, 0), (1, 1)]
+                        .iter()
+                        .map(|&(h, j)| out[l.slot_of(&[2 * i + h, 2 * c as u32 + j])])
+                        .collect();
+                    self.emit(Inst::Mma {
+                        kind: plan.kind,
+                        d: d.clone(),
+                        a: afr[i as usize].clone(),
+                        b: bf.clone(),
+                        c: d,
+                    });
+                }
+            }
+        }
+        self.blocks.insert(res, (cv, out.into_iter().map(Opnd::Reg).collect()));
+        Ok(())
+    }
+
+    /// Stores one value per slot of `view` at `base + consts[s]`, as vectors of a thread's
+    /// contiguous elements along the last dimension when `contiguous` (the last dimension has
+    /// byte stride `eb`, and the caller guarantees `spt * eb` alignment of each run).
+    #[allow(clippy::too_many_arguments)]
+    fn smem_stores(
+        &mut self,
+        ty: Ty,
+        eb: u32,
+        view: &View,
+        srcs: &[Opnd],
+        base: Reg,
+        consts: &[u32],
+        contiguous: bool,
+    ) {
+        let l = &self.layouts[view.layout];
+        let spt = l.spt[l.rank() - 1] as usize;
+        let w = if contiguous && spt * eb as usize <= 16 { spt } else { 1 };
+        let mut s = 0;
+        while s < srcs.len() {
+            let run = w > 1
+                && s + w <= srcs.len()
+                && (0..w).all(|j| consts[s + j] == consts[s] + j as u32 * eb);
+            if run {
+                let class = if eb == 2 { RegClass::B16 } else { RegClass::B32 };
+                let v: Vec<Opnd> =
+                    srcs[s..s + w].iter().map(|&o| Opnd::Reg(self.in_reg(o, class, ty))).collect();
+                self.emit(Inst::StSharedV { ty, srcs: v, addr: base, off: consts[s] });
+                s += w;
+            } else {
+                self.emit(Inst::StShared {
+                    ty,
+                    src: srcs[s],
+                    addr: base,
+                    off: consts[s],
+                    pred: None,
+                });
+                s += 1;
+            }
+        }
+    }
+
+    /// Slot `s` of an mma operand as shared memory holds it: zero where the slot is padding
+    /// (padding along K meets padding of the other operand, and 0 x garbage could be NaN),
+    /// rounded to tf32 for the tf32 path.
+    fn mma_operand(
+        &mut self,
+        view: &View,
+        s: usize,
+        o: Opnd,
+        c: RegClass,
+        t: Ty,
+        tf32: bool,
+    ) -> Opnd {
+        let valid = self.valid(view, s);
+        let v = match valid {
+            Pv::False => return Opnd::Imm(0),
+            Pv::True => o,
+            Pv::R(p) => {
+                let r = self.reg(c);
+                self.select(t, r, p, o, Opnd::Imm(0));
+                r.into()
+            }
+        };
+        if tf32 {
+            let r = self.reg(RegClass::B32);
+            self.emit(Inst::Cvt { round: Round::Rna, dty: Ty::Tf32, sty: Ty::F32, dst: r, src: v });
+            return r.into();
+        }
+        Opnd::Reg(self.in_reg(v, c, t))
+    }
+
     // ---- control flow ----------------------------------------------------------------------
 
     /// Fresh registers for a carried value (scalar, or a block in its natural view).
@@ -2217,7 +2643,13 @@ impl<'a> Lower<'a> {
         if shape.is_empty() {
             return Ok((None, vec![self.reg(c)]));
         }
-        let view = self.natural_view(&shape);
+        let view = match self.pref.get(&v).cloned() {
+            Some(l) => {
+                let id = self.layout_id(l);
+                View { layout: id, map: (0..shape.len()).map(|d| Some(d as u8)).collect() }
+            }
+            None => self.natural_view(&shape),
+        };
         let n = self.slots(&view);
         Ok((Some(view), (0..n).map(|_| self.reg(c)).collect()))
     }

@@ -73,6 +73,8 @@ pub enum Ty {
     BF16,
     F32,
     F64,
+    /// A tf32 value in a 32-bit register (only as the destination of `cvt.rna.tf32.f32`).
+    Tf32,
 }
 
 impl Ty {
@@ -94,6 +96,7 @@ impl Ty {
             Ty::BF16 => "bf16",
             Ty::F32 => "f32",
             Ty::F64 => "f64",
+            Ty::Tf32 => "tf32",
         }
     }
     /// Size in bytes in memory (pred counts as 1).
@@ -101,12 +104,12 @@ impl Ty {
         match self {
             Ty::Pred | Ty::U8 | Ty::S8 => 1,
             Ty::B16 | Ty::U16 | Ty::S16 | Ty::F16 | Ty::BF16 => 2,
-            Ty::B32 | Ty::U32 | Ty::S32 | Ty::F32 => 4,
+            Ty::B32 | Ty::U32 | Ty::S32 | Ty::F32 | Ty::Tf32 => 4,
             Ty::B64 | Ty::U64 | Ty::S64 | Ty::F64 => 8,
         }
     }
     pub fn is_float(self) -> bool {
-        matches!(self, Ty::F16 | Ty::BF16 | Ty::F32 | Ty::F64)
+        matches!(self, Ty::F16 | Ty::BF16 | Ty::F32 | Ty::F64 | Ty::Tf32)
     }
     pub fn is_signed(self) -> bool {
         matches!(self, Ty::S8 | Ty::S16 | Ty::S32 | Ty::S64)
@@ -188,6 +191,29 @@ pub enum Round {
     Rmi,
     /// Ceil to an integral float.
     Rpi,
+    /// Round to nearest, ties away from zero (`cvt.rna.tf32.f32` only).
+    Rna,
+}
+
+/// Operand type of a tensor-core `mma.sync` (always with f32 accumulators).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MmaKind {
+    /// `m16n8k16` with f16 inputs.
+    F16,
+    /// `m16n8k16` with bf16 inputs.
+    BF16,
+    /// `m16n8k8` with tf32 inputs.
+    Tf32,
+}
+
+impl MmaKind {
+    /// The k extent of one instruction.
+    pub fn k(self) -> u32 {
+        match self {
+            MmaKind::F16 | MmaKind::BF16 => 16,
+            MmaKind::Tf32 => 8,
+        }
+    }
 }
 
 /// Special registers.
@@ -318,6 +344,36 @@ pub enum Inst {
         addr: Reg,
         off: u32,
         pred: Option<Reg>,
+    },
+    /// `st.shared.v{2,4}.ty [addr + off], {srcs}`: consecutive elements, aligned to their
+    /// total size.
+    StSharedV {
+        ty: Ty,
+        srcs: Vec<Opnd>,
+        addr: Reg,
+        off: u32,
+    },
+    /// `ldmatrix.sync.aligned.m8n8.x{n}{.trans}.shared.b16`: `dsts.len()` (1, 2 or 4) 8x8
+    /// matrices of 16-bit elements; lane `8q + r` gives the address of row `r` of matrix `q`
+    /// (16 contiguous bytes at `addr + off`); every lane then receives, in `dsts[q]`, the
+    /// elements (row `lane / 4`, columns `2 (lane % 4)` and `+1`) of matrix `q`, or with `trans`
+    /// the elements (rows `2 (lane % 4)` and `+1`, column `lane / 4`), the lower-indexed one in
+    /// the low half. Warp-wide: every lane of the warp executes it.
+    Ldmatrix {
+        trans: bool,
+        dsts: Vec<Reg>,
+        addr: Reg,
+        off: u32,
+    },
+    /// `mma.sync.aligned.m16n8k{16,8}.row.col.f32.{f16,bf16,tf32}...f32 d, a, b, c`: the warp
+    /// computes `D = A B + C` for a 16 x k A, a k x 8 B and 16 x 8 f32 C/D held in the
+    /// fragment layouts of the PTX ISA (4 A, 2 B, 4 C and 4 D registers per lane).
+    Mma {
+        kind: MmaKind,
+        d: Vec<Reg>,
+        a: Vec<Reg>,
+        b: Vec<Reg>,
+        c: Vec<Reg>,
     },
     /// `bar.sync 0`.
     Bar,

@@ -214,6 +214,7 @@ impl Printer<'_> {
                     Round::Rzi => ".rzi",
                     Round::Rmi => ".rmi",
                     Round::Rpi => ".rpi",
+                    Round::Rna => ".rna",
                 };
                 let s = format!("cvt{rm}.{dty}.{sty} {}, {}", self.r(*dst), self.o(*src, *sty));
                 self.line(s);
@@ -285,6 +286,41 @@ impl Printer<'_> {
                 let g = self.guard(*pred);
                 let s =
                     format!("{g}st.shared.{ty} [{}+{off}], {}", self.r(*addr), self.o(*src, *ty));
+                self.line(s);
+            }
+            Inst::StSharedV { ty, srcs, addr, off } => {
+                let v = vec_suffix(srcs.len());
+                let d = regs_list(self, srcs.iter().copied(), *ty);
+                let s = format!("st.shared{v}.{ty} [{}+{off}], {d}", self.r(*addr));
+                self.line(s);
+            }
+            Inst::Ldmatrix { trans, dsts, addr, off } => {
+                let t = if *trans { ".trans" } else { "" };
+                let d: Vec<String> = dsts.iter().map(|&r| self.r(r)).collect();
+                let s = format!(
+                    "ldmatrix.sync.aligned.m8n8.x{}{t}.shared.b16 {{{}}}, [{}+{off}]",
+                    dsts.len(),
+                    d.join(", "),
+                    self.r(*addr)
+                );
+                self.line(s);
+            }
+            Inst::Mma { kind, d, a, b, c } => {
+                let shape = match kind {
+                    MmaKind::F16 => "m16n8k16.row.col.f32.f16.f16.f32",
+                    MmaKind::BF16 => "m16n8k16.row.col.f32.bf16.bf16.f32",
+                    MmaKind::Tf32 => "m16n8k8.row.col.f32.tf32.tf32.f32",
+                };
+                let list = |p: &Self, rs: &[Reg]| {
+                    rs.iter().map(|&r| p.r(r)).collect::<Vec<_>>().join(", ")
+                };
+                let s = format!(
+                    "mma.sync.aligned.{shape} {{{}}}, {{{}}}, {{{}}}, {{{}}}",
+                    list(self, d),
+                    list(self, a),
+                    list(self, b),
+                    list(self, c)
+                );
                 self.line(s);
             }
             Inst::Bar => self.line("bar.sync 0".to_string()),

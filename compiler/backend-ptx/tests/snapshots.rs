@@ -1,10 +1,10 @@
-//! Snapshots of emitted PTX (vector add and softmax, sm_80 and sm_90), and errors (not panics)
-//! for what the PTX backend does not support yet.
+//! Snapshots of emitted PTX (vector add, softmax, the tensor-core f16 matmul), and errors (not
+//! panics) for what the PTX backend does not support yet.
 
 mod common;
 
 use common::*;
-use tk_backend_ptx::{compile_module, Arch, Options};
+use tk_backend_ptx::{compile_module, lower_kernel, ptx, Arch, Options};
 
 fn ptx_of(file: &str, defs: &[(&str, &str)], arch: Arch) -> String {
     let m = compile(file, defs);
@@ -25,6 +25,20 @@ fn vector_add_ptx() {
 #[test]
 fn softmax_ptx() {
     insta::assert_snapshot!("softmax_sm80", ptx_of("softmax.tk", &[("BLOCK", "1024")], Arch::Sm80));
+}
+
+#[test]
+fn matmul_f16_ptx_uses_mma() {
+    // The stdlib defaults (BM = BN = 64, BK = 32), 4 warps.
+    let m = compile("matmul.tk", &[]);
+    let f = m.func(m.find("matmul_f16").unwrap());
+    let k = lower_kernel(&m, f, &Options::default()).unwrap();
+    let text = ptx::print_module(std::slice::from_ref(&k), Arch::Sm80);
+    // Per k step of 16: 2 A and 2 B ldmatrix.x4 and 8 mma per warp; BK = 32 is 2 steps.
+    assert_eq!(text.matches("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32").count(), 16);
+    assert_eq!(text.matches("ldmatrix.sync.aligned.m8n8.x4.shared.b16").count(), 4);
+    assert_eq!(text.matches("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16").count(), 4);
+    insta::assert_snapshot!("matmul_f16_sm80", text);
 }
 
 #[test]

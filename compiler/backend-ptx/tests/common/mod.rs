@@ -159,6 +159,11 @@ pub fn check(
                             .map(|_| half::f16::from_f32(rng.gen_range(-2.0f32..2.0)))
                             .collect::<Vec<_>>(),
                     ),
+                    DType::BF16 => Buffer::from_slice(
+                        &(0..*n)
+                            .map(|_| half::bf16::from_f32(rng.gen_range(-2.0f32..2.0)))
+                            .collect::<Vec<_>>(),
+                    ),
                     d => panic!("no random {d}"),
                 };
                 iargs.push(Arg::Buffer(bufs.len()));
