@@ -24,8 +24,8 @@ pub use func::{
 pub use ops::{AtomicOp, BinaryOp, CmpPred, ConstValue, DotPrecision, Op, ReduceKind, UnaryOp};
 pub use types::{DType, Elem, Type, TypeId, TypeTable};
 
-pub mod eval;
 pub mod analysis;
+pub mod eval;
 pub mod parse;
 pub mod passes;
 pub mod print;
