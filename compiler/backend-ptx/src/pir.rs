@@ -417,7 +417,7 @@ pub struct Kernel {
     pub body: Vec<Inst>,
     /// Threads per CTA (32 x num_warps).
     pub threads: u32,
-    /// Bytes of static shared scratch (0 when unused).
+    /// Bytes of shared scratch (0 when unused): the dynamic shared memory a launch must pass.
     pub smem_bytes: u32,
     /// Lowest PTX ISA version (times 10) that every instruction needs on sm_80.
     pub min_version: u32,

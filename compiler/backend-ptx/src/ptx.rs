@@ -1,8 +1,10 @@
 //! PTX text from the per-thread IR.
 //!
 //! One `.entry` per kernel: parameters in order (`.u64` pointers, scalars by type, bool as
-//! `.u8`), `.reqntid` with the CTA size, one register range per class, the static shared scratch,
-//! then the body. Structured loops and ifs become labels and uniform branches.
+//! `.u8`), `.reqntid` with the CTA size, one register range per class, then the body. The
+//! shared scratch is the module's dynamic `smem` array: each launch passes the kernel's
+//! [`Kernel::smem_bytes`] as its dynamic shared memory size.
+//! Structured loops and ifs become labels and uniform branches.
 
 use crate::pir::*;
 use crate::Arch;
@@ -27,6 +29,9 @@ pub fn print_module(kernels: &[Kernel], arch: Arch) -> String {
     let _ = writeln!(s, ".version {}.{}", v / 10, v % 10);
     let _ = writeln!(s, ".target {}", arch.name());
     let _ = writeln!(s, ".address_size 64\n");
+    // One dynamic shared scratch for every kernel: a launch passes the kernel's
+    // `smem_bytes` (the manifest's `shared_bytes`) as its dynamic shared memory size.
+    let _ = writeln!(s, ".extern .shared .align 16 .b8 smem[];\n");
     for k in kernels {
         print_kernel(&mut s, k);
     }
@@ -449,8 +454,7 @@ fn print_kernel(s: &mut String, k: &Kernel) {
             let _ = writeln!(s, "\t.reg .pred %p_loop{i};");
         }
     }
-    let smem = k.smem_bytes.max(16);
-    let _ = writeln!(s, "\t.shared .align 16 .b8 smem[{smem}];\n");
+    let _ = writeln!(s, "\t// dynamic shared memory: {} bytes\n", k.smem_bytes);
     let mut p = Printer { k, out: String::new(), labels: 0 };
     p.insts(&k.body);
     s.push_str(&p.out);
