@@ -119,6 +119,7 @@ impl FnLower<'_, '_> {
                 if mutable {
                     v = self.make_mutable(v, value.span);
                 }
+                self.name_hint(&v, &id.name);
                 self.bind_val(id, v, mutable);
             }
             Pattern::Tuple(ids) => {
@@ -165,6 +166,17 @@ impl FnLower<'_, '_> {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Gives an unnamed IR value the source name it is bound to, so printed IR reads like the
+    /// source (`%mask` rather than `%6`).
+    fn name_hint(&mut self, v: &Val, name: &str) {
+        if let Val::Ir { value, .. } = v {
+            let data = &mut self.func.values[value.0 as usize];
+            if data.name.is_none() {
+                data.name = Some(name.to_string());
             }
         }
     }
