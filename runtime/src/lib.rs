@@ -17,6 +17,7 @@
 
 mod args;
 mod cpu;
+pub mod cuda;
 pub mod device;
 mod error;
 pub mod manifest;
@@ -29,11 +30,12 @@ pub use manifest::{Dtype, Manifest, ParamKind, TargetKind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The runtime: the chosen device and the CPU thread pool.
+/// The runtime: the chosen device, the CPU thread pool, and the CUDA context on a GPU host.
 pub struct Runtime {
     device: Device,
     pool: Arc<rayon::ThreadPool>,
     stack_bytes: u64,
+    cuda: Option<Arc<cuda::Context>>,
 }
 
 /// Stack of each CPU worker thread: block values of compiled kernels live on the stack, and the
@@ -59,7 +61,7 @@ impl Runtime {
 
     /// A runtime with `threads` CPU worker threads (0 = one per core).
     pub fn with_threads(device: Device, threads: usize) -> Result<Runtime, RuntimeError> {
-        if device != Device::Cpu {
+        if device == Device::Ascend {
             return Err(RuntimeError::Unsupported(format!(
                 "launching on {} is not available in this build of tk-runtime yet; set TK_DEVICE=cpu",
                 device.name()
@@ -75,7 +77,8 @@ impl Runtime {
             .thread_name(|i| format!("tk-cpu-{i}"))
             .build()
             .map_err(|e| RuntimeError::Unsupported(format!("cannot start CPU threads: {e}")))?;
-        Ok(Runtime { device, pool: Arc::new(pool), stack_bytes: (stack_mb as u64) << 20 })
+        let cuda = if device == Device::Cuda { Some(cuda::Context::new()?) } else { None };
+        Ok(Runtime { device, pool: Arc::new(pool), stack_bytes: (stack_mb as u64) << 20, cuda })
     }
 
     pub fn device(&self) -> Device {
@@ -84,6 +87,11 @@ impl Runtime {
 
     pub fn num_threads(&self) -> usize {
         self.pool.current_num_threads()
+    }
+
+    /// The CUDA context when the device is a GPU (for [`cuda::DeviceBuffer`]s).
+    pub fn cuda_context(&self) -> Option<&Arc<cuda::Context>> {
+        self.cuda.as_ref()
     }
 
     /// Loads the bundle in folder `dir` (written by `tkc build`). A folder holding several
@@ -132,6 +140,10 @@ impl Runtime {
         if manifest::sha256_hex(&bytes) != file.sha256 {
             return Err(RuntimeError::CorruptFile { path: lib_path.display().to_string() });
         }
+        if let Some(ctx) = &self.cuda {
+            let kernels = cuda_kernels(ctx, &m, &bytes, &lib_path)?;
+            return Ok(Bundle { dir: manifest_dir, manifest: m, kernels });
+        }
         let lib = Arc::new(cpu::CpuLibrary::open(&lib_path)?);
         let mut kernels = Vec::new();
         for k in &m.kernels {
@@ -146,13 +158,40 @@ impl Runtime {
             let f = lib.symbol(&k.symbol, &lib_path)?;
             kernels.push(Kernel {
                 info: k.clone(),
-                entry: f,
-                _lib: lib.clone(),
-                pool: self.pool.clone(),
+                exec: Exec::Cpu { entry: f, _lib: lib.clone(), pool: self.pool.clone() },
             });
         }
         Ok(Bundle { dir: manifest_dir, manifest: m, kernels })
     }
+}
+
+/// The kernels of a PTX bundle, JIT-compiled by the CUDA driver.
+fn cuda_kernels(
+    ctx: &Arc<cuda::Context>,
+    m: &Manifest,
+    ptx: &[u8],
+    path: &Path,
+) -> Result<Vec<Kernel>, RuntimeError> {
+    let path = path.display().to_string();
+    if !ctx.supports(&m.target.cpu) {
+        let (major, minor) = ctx.capability;
+        return Err(RuntimeError::Load {
+            path,
+            reason: format!(
+                "it was built for {} but this GPU is sm_{major}{minor}; rebuild with `tkc build \
+                 --target ptx --arch sm_80`",
+                m.target.cpu
+            ),
+        });
+    }
+    let module = ctx.load_module(ptx, &path)?;
+    let mut kernels = Vec::new();
+    for k in &m.kernels {
+        let l = k.launch.clone().unwrap_or_default();
+        let f = module.function(&k.symbol, l.threads_per_program.max(1), l.shared_bytes)?;
+        kernels.push(Kernel { info: k.clone(), exec: Exec::Cuda { ctx: ctx.clone(), f } });
+    }
+    Ok(kernels)
 }
 
 /// Reads and validates `dir/manifest.json`.
@@ -197,19 +236,32 @@ impl Bundle {
 /// One kernel, ready to launch. Cheap to share between threads.
 pub struct Kernel {
     pub info: manifest::KernelInfo,
-    entry: cpu::KernelFn,
-    _lib: Arc<cpu::CpuLibrary>,
-    pool: Arc<rayon::ThreadPool>,
+    exec: Exec,
 }
 
-// SAFETY: the entry point is a plain function in a library kept alive by `_lib`; the generated
-// code keeps no global state, so concurrent launches only share what the caller passes.
+/// Where a kernel runs.
+enum Exec {
+    Cpu { entry: cpu::KernelFn, _lib: Arc<cpu::CpuLibrary>, pool: Arc<rayon::ThreadPool> },
+    Cuda { ctx: Arc<cuda::Context>, f: cuda::Function },
+}
+
+// SAFETY: the CPU entry point is a plain function in a library kept alive by `_lib`; the
+// generated code keeps no global state, so concurrent launches only share what the caller
+// passes. CUDA handles are usable from any thread.
 unsafe impl Send for Kernel {}
 unsafe impl Sync for Kernel {}
 
 impl Kernel {
     pub fn name(&self) -> &str {
         &self.info.name
+    }
+
+    /// The CUDA function, on a GPU host (to launch on [`cuda::DeviceBuffer`]s directly).
+    pub fn cuda_function(&self) -> Option<&cuda::Function> {
+        match &self.exec {
+            Exec::Cuda { f, .. } => Some(f),
+            Exec::Cpu { .. } => None,
+        }
     }
 
     /// Checks `args` against the manifest and runs the kernel over `grid` (blocking).
@@ -223,7 +275,11 @@ impl Kernel {
             });
         }
         let slots = self.check_args(args)?;
-        match cpu::launch(&self.pool, self.entry, grid, &slots) {
+        let (entry, pool) = match &self.exec {
+            Exec::Cpu { entry, pool, .. } => (*entry, pool),
+            Exec::Cuda { ctx, f } => return cuda::launch_host(ctx, f, &self.info, grid, args),
+        };
+        match cpu::launch(pool, entry, grid, &slots) {
             None => Ok(()),
             Some(t) => {
                 let message = usize::try_from(t.code - 1)
