@@ -554,6 +554,90 @@ mod tests {
         assert!(e.to_string().contains("libcuda.so.1"), "{e}");
     }
 
+    /// `x[i] += 1` for `i < n`, 32 threads per program.
+    const ADD_ONE: &str = ".version 7.0\n.target sm_80\n.address_size 64\n\
+.visible .entry add_one(.param .u64 add_one_param_0, .param .u32 add_one_param_1)\n{\n\
+.reg .pred %p<2>; .reg .b32 %r<5>; .reg .b64 %rd<4>; .reg .f32 %f<3>;\n\
+ld.param.u64 %rd1, [add_one_param_0]; ld.param.u32 %r1, [add_one_param_1];\n\
+mov.u32 %r2, %tid.x; mov.u32 %r3, %ctaid.x; mad.lo.s32 %r4, %r3, 32, %r2;\n\
+setp.ge.u32 %p1, %r4, %r1; @%p1 bra DONE;\n\
+cvta.to.global.u64 %rd1, %rd1; mul.wide.u32 %rd2, %r4, 4; add.s64 %rd3, %rd1, %rd2;\n\
+ld.global.f32 %f1, [%rd3]; add.f32 %f2, %f1, 0f3F800000; st.global.f32 [%rd3], %f2;\n\
+DONE:\nret;\n}\n";
+
+    /// On a GPU host: device buffers and a launch through the context, then the same kernel as
+    /// a bundle through `Runtime::load` and `Kernel::launch` with host slices.
+    #[test]
+    fn launches_on_a_gpu_when_there_is_one() {
+        use crate::manifest::*;
+        let Ok(ctx) = Context::new() else { return };
+        let m = ctx.load_module(ADD_ONE.as_bytes(), "add_one.ptx").expect("JIT");
+        let f = m.function("add_one", 32, 0).expect("function");
+        let host: Vec<f32> = (0..100).map(|i| i as f32).collect();
+        let mut d = ctx.alloc(400).expect("alloc");
+        d.upload(&host.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+        f.launch([4, 1, 1], &[d.device_ptr(), 99]).expect("launch");
+        let mut back = vec![0u8; 400];
+        d.download(&mut back).unwrap();
+        let got: Vec<f32> =
+            back.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(got[0], 1.0);
+        assert_eq!(got[98], 99.0);
+        assert_eq!(got[99], 99.0, "n = 99: the last element is untouched");
+        // A PTX syntax error comes back with the JIT log.
+        let e = ctx.load_module(b".version 7.0\n.target sm_80\nbogus;", "bad.ptx").err().unwrap();
+        assert!(e.to_string().contains("bad.ptx"), "{e}");
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("k.ptx"), ADD_ONE).unwrap();
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            compiler_version: "test".into(),
+            content_hash: "0".into(),
+            target: TargetInfo {
+                kind: TargetKind::Ptx,
+                triple: "nvptx64-nvidia-cuda".into(),
+                cpu: "sm_80".into(),
+                features: String::new(),
+            },
+            kernels: vec![KernelInfo {
+                name: "add_one".into(),
+                symbol: "add_one".into(),
+                params: vec![
+                    ParamInfo {
+                        name: "x".into(),
+                        kind: ParamKind::Pointer,
+                        dtype: Dtype::F32,
+                        written: true,
+                        multiple_of: None,
+                    },
+                    ParamInfo {
+                        name: "n".into(),
+                        kind: ParamKind::Scalar,
+                        dtype: Dtype::U32,
+                        written: false,
+                        multiple_of: None,
+                    },
+                ],
+                constexprs: Vec::new(),
+                launch: Some(LaunchInfo { threads_per_program: 32, shared_bytes: 0 }),
+                traps: Vec::new(),
+                stack_bytes: 0,
+            }],
+            files: vec![FileEntry { path: "k.ptx".into(), sha256: sha256_hex(ADD_ONE.as_bytes()) }],
+        };
+        std::fs::write(dir.path().join(MANIFEST_FILE), manifest.to_json()).unwrap();
+        let rt = crate::Runtime::with_device(crate::Device::Cuda).expect("runtime");
+        let bundle = rt.load(dir.path()).expect("load the PTX bundle");
+        let mut x = vec![1.5f32; 70];
+        bundle
+            .kernel("add_one")
+            .unwrap()
+            .launch([3, 1, 1], &[Arg::slice_mut(&mut x), Arg::scalar(70u32)])
+            .expect("launch with host slices");
+        assert!(x.iter().all(|&v| v == 2.5), "{x:?}");
+    }
+
     #[test]
     fn arch_support_follows_ptx_forward_compatibility() {
         assert!(arch_runs_on("sm_80", (9, 0)) && arch_runs_on("sm_90", (9, 0)));
