@@ -30,17 +30,23 @@ if ! command -v cargo >/dev/null; then
   fi
 fi
 
-# ptxas, pinned, from the nvidia-cuda-nvcc wheel (runs on any x86-64 Linux without a GPU).
+# ptxas, pinned, from the nvidia-cuda-nvcc wheel (runs on any x86-64 Linux without a GPU). The
+# wheel is unpacked once per machine into ~/.cache/tk-tools and linked into .tools/, so fresh
+# clones (CI) do not download it again.
 PTXAS_VERSION=13.5.37
-ptxas=".tools/nvcc-$PTXAS_VERSION/nvidia/cu13/bin/ptxas"
-if [ ! -x "$ptxas" ]; then
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/tk-tools/nvcc-$PTXAS_VERSION"
+if [ ! -x "$cache/nvidia/cu13/bin/ptxas" ]; then
   echo "setup: fetching ptxas from nvidia-cuda-nvcc==$PTXAS_VERSION"
-  d=".tools/nvcc-$PTXAS_VERSION"
-  mkdir -p "$d"
-  if (cd "$d" && python3 -m pip download -q --no-deps "nvidia-cuda-nvcc==$PTXAS_VERSION" -d . \
+  mkdir -p "$cache"
+  if (cd "$cache" && python3 -m pip download -q --no-deps "nvidia-cuda-nvcc==$PTXAS_VERSION" -d . \
       && unzip -q -o nvidia_cuda_nvcc-*.whl 'nvidia/cu13/bin/*' && rm -f nvidia_cuda_nvcc-*.whl); then
-    chmod +x "$d"/nvidia/cu13/bin/* 2>/dev/null || true
+    chmod +x "$cache"/nvidia/cu13/bin/* 2>/dev/null || true
   else
     echo "setup: warning: could not fetch ptxas; PTX assembly tests will say so and fail" >&2
   fi
+fi
+mkdir -p .tools
+if [ -x "$cache/nvidia/cu13/bin/ptxas" ] && [ ! -x ".tools/nvcc-$PTXAS_VERSION/nvidia/cu13/bin/ptxas" ]; then
+  rm -rf ".tools/nvcc-$PTXAS_VERSION"
+  ln -s "$cache" ".tools/nvcc-$PTXAS_VERSION"
 fi
