@@ -1,12 +1,16 @@
-//! Lowering of tk IR kernels to LLVM IR (first cut: correct, not yet fast).
+//! Lowering of tk IR kernels to LLVM IR: the kernel function, regions, control flow, and the ops
+//! that are not fused (reductions with indices or user functions, scans, sorts, histograms,
+//! atomics, `dot`, loops, `if`).
 //!
-//! Scalars are SSA values (bool is `i1` in registers, one byte in memory). Every block value is a
-//! stack array (`alloca` in the entry block) of its elements in memory format, and every op that
-//! produces a block is its own loop over the elements; `reshape` and `expand_dims` alias their
-//! operand's array. Loop-carried values and `if` results live in slots written by `yield`.
-//! Scalar semantics are in `scalar.rs`.
+//! Scalars are SSA values (bool is `i1` in registers, one byte in memory). A block value is either
+//! *lazy* (computed inside the fused loops that consume it, `fused.rs`, as planned by `plan.rs`)
+//! or a stack array (`alloca` in the entry block) of its elements in memory format, padded by
+//! one vector so that the tail chunk of a loop may read past the end. Loop-carried values and
+//! `if` results live in slots written by `yield`. Lane semantics are in `lanes.rs`.
 
+use crate::fused::{Chunk, Map};
 use crate::lanes::{iv, pv, Sc};
+use crate::plan::{self, Decision, Plan};
 use crate::target::Machine;
 use crate::{CpuError, CpuKernel, CpuOptions, Trap, TrapKind};
 use inkwell::basic_block::BasicBlock;
@@ -16,6 +20,8 @@ use inkwell::module::{Linkage, Module as LModule};
 use inkwell::types::BasicType;
 use inkwell::values::{BasicValueEnum, FunctionValue, IntValue, PointerValue};
 use inkwell::{AddressSpace, AtomicOrdering, AtomicRMWBinOp, IntPredicate};
+use std::collections::HashMap;
+use tk_ir::analysis::{self, AxisInfoTable, ParamHints};
 use tk_ir::{
     eval, AtomicOp, DType, Elem, FuncKind, Function, Op, OpData, ReduceKind, RegionId, Type, Value,
 };
@@ -28,11 +34,13 @@ impl From<BuilderError> for CpuError {
     }
 }
 
-/// A lowered IR value: an SSA scalar or the stack array of a block.
+/// A lowered IR value: an SSA scalar, the stack array of a block, or a lazy block (computed
+/// inside fused loops; see `fused.rs`).
 #[derive(Clone, Copy, Debug)]
-enum Lv<'ctx> {
+pub(crate) enum Lv<'ctx> {
     S(BasicValueEnum<'ctx>),
     B(PointerValue<'ctx>),
+    L,
 }
 
 /// Lowers every kernel of `m` into a fresh LLVM module.
@@ -47,7 +55,7 @@ pub(crate) fn lower_module<'ctx>(
     module.set_data_layout(&tm.machine.get_target_data().get_data_layout());
     let mut kernels = Vec::new();
     for f in m.functions.iter().filter(|f| f.kind == FuncKind::Kernel) {
-        kernels.push(lower_kernel(ctx, &module, m, f, opts)?);
+        kernels.push(lower_kernel(ctx, &module, m, f, opts, tm.vector_lanes())?);
     }
     Ok((module, kernels))
 }
@@ -58,6 +66,7 @@ fn lower_kernel<'ctx>(
     ir: &tk_ir::Module,
     f: &Function,
     opts: &CpuOptions,
+    vw: u32,
 ) -> R<CpuKernel> {
     let ptr = ctx.ptr_type(AddressSpace::default());
     let fn_ty = ctx.i32_type().fn_type(&[ptr.into(), ptr.into(), ptr.into()], false);
@@ -102,7 +111,14 @@ fn lower_kernel<'ctx>(
         traps: Vec::new(),
         stack_bytes: 0,
         checks: opts.checks,
+        plan: Plan::default(),
+        info: AxisInfoTable::default(),
+        vw,
+        chunk: None,
+        memo: HashMap::new(),
     };
+    g.info = analysis::analyze(ir, f, &ParamHints::none());
+    g.plan = plan::plan(ir, f, &g.info);
     for (i, p) in f.params.iter().enumerate() {
         let ty = g.ir.types.try_get(p.ty).ok_or_else(|| g.mal("parameter type unknown"))?.clone();
         if !ty.is_scalar() {
@@ -127,19 +143,29 @@ fn lower_kernel<'ctx>(
     Ok(CpuKernel { name: f.name.clone(), symbol, traps: g.traps, stack_bytes: g.stack_bytes })
 }
 
-struct Gen<'a, 'ctx> {
-    sc: Sc<'a, 'ctx>,
+pub(crate) struct Gen<'a, 'ctx> {
+    pub sc: Sc<'a, 'ctx>,
     /// Builder for allocas, at the end of the entry block.
-    ab: Builder<'ctx>,
-    ir: &'a tk_ir::Module,
-    f: &'a Function,
-    func: FunctionValue<'ctx>,
-    vals: Vec<Option<Lv<'ctx>>>,
-    pid: [IntValue<'ctx>; 3],
-    nprog: [IntValue<'ctx>; 3],
-    traps: Vec<Trap>,
-    stack_bytes: u64,
-    checks: bool,
+    pub ab: Builder<'ctx>,
+    pub ir: &'a tk_ir::Module,
+    pub f: &'a Function,
+    pub func: FunctionValue<'ctx>,
+    pub vals: Vec<Option<Lv<'ctx>>>,
+    pub pid: [IntValue<'ctx>; 3],
+    pub nprog: [IntValue<'ctx>; 3],
+    pub traps: Vec<Trap>,
+    pub stack_bytes: u64,
+    pub checks: bool,
+    /// What is fused and what is materialised.
+    pub plan: Plan,
+    /// Contiguity, divisibility and constancy of every value.
+    pub info: AxisInfoTable,
+    /// Lanes of a native vector of 32-bit elements.
+    pub vw: u32,
+    /// The chunk of the fused loop being emitted.
+    pub chunk: Option<Chunk<'ctx>>,
+    /// Values computed in the current chunk, by value, map and lanes.
+    pub memo: HashMap<(Value, Map, u32), BasicValueEnum<'ctx>>,
 }
 
 /// `(outer, n, inner)` of `shape` around `axis`.
@@ -161,30 +187,30 @@ fn row_major_strides(shape: &[u32]) -> Vec<u64> {
 }
 
 impl<'a, 'ctx> Gen<'a, 'ctx> {
-    fn unsup(&self, what: impl Into<String>) -> CpuError {
+    pub(crate) fn unsup(&self, what: impl Into<String>) -> CpuError {
         CpuError::Unsupported { kernel: self.f.name.clone(), what: what.into() }
     }
-    fn mal(&self, what: impl Into<String>) -> CpuError {
+    pub(crate) fn mal(&self, what: impl Into<String>) -> CpuError {
         CpuError::Malformed { kernel: self.f.name.clone(), what: what.into() }
     }
 
     // ---- values and types -------------------------------------------------------------------
 
-    fn ty(&self, v: Value) -> R<&'a Type> {
+    pub(crate) fn ty(&self, v: Value) -> R<&'a Type> {
         let vd = self.f.values.get(v.0 as usize).ok_or_else(|| self.mal("value out of range"))?;
         self.ir.types.try_get(vd.ty).ok_or_else(|| self.mal("type out of range"))
     }
-    fn dtype(&self, v: Value) -> R<DType> {
+    pub(crate) fn dtype(&self, v: Value) -> R<DType> {
         self.ty(v)?.elem.dtype().ok_or_else(|| self.mal("a number was expected, not a pointer"))
     }
-    fn get(&self, v: Value) -> R<Lv<'ctx>> {
+    pub(crate) fn get(&self, v: Value) -> R<Lv<'ctx>> {
         self.vals
             .get(v.0 as usize)
             .copied()
             .flatten()
             .ok_or_else(|| self.mal(format!("%{} used before it is defined", v.0)))
     }
-    fn set(&mut self, v: Value, lv: Lv<'ctx>) -> R<()> {
+    pub(crate) fn set(&mut self, v: Value, lv: Lv<'ctx>) -> R<()> {
         let slot = self.vals.get_mut(v.0 as usize);
         match slot {
             Some(s) => {
@@ -194,23 +220,25 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             None => Err(self.mal("result value out of range")),
         }
     }
-    fn scalar(&self, v: Value) -> R<BasicValueEnum<'ctx>> {
+    pub(crate) fn scalar(&self, v: Value) -> R<BasicValueEnum<'ctx>> {
         match self.get(v)? {
             Lv::S(x) => Ok(x),
-            Lv::B(_) => Err(self.mal(format!("%{} should be a scalar", v.0))),
+            Lv::B(_) | Lv::L => Err(self.mal(format!("%{} should be a scalar", v.0))),
         }
     }
-    fn res(&self, od: &OpData, i: usize) -> R<Value> {
+    pub(crate) fn res(&self, od: &OpData, i: usize) -> R<Value> {
         od.results.get(i).copied().ok_or_else(|| self.mal(format!("missing result {i}")))
     }
-    fn i64c(&self, n: u64) -> IntValue<'ctx> {
+    pub(crate) fn i64c(&self, n: u64) -> IntValue<'ctx> {
         self.sc.cx.i64_type().const_int(n, false)
     }
 
     // ---- memory -----------------------------------------------------------------------------
 
     /// A stack array of `n` elements in the entry block.
-    fn alloc(&mut self, elem: Elem, n: u64) -> R<PointerValue<'ctx>> {
+    pub(crate) fn alloc(&mut self, elem: Elem, n: u64) -> R<PointerValue<'ctx>> {
+        // One vector of padding: a loop's tail chunk may read (never use) lanes past the end.
+        let n = n + self.vw as u64;
         let n32 = u32::try_from(n).map_err(|_| self.unsup(format!("a block of {n} elements")))?;
         let size = match elem {
             Elem::Ptr(_) => 8,
@@ -220,11 +248,11 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         let ty = self.sc.mem_ty(elem).array_type(n32);
         let p = self.ab.build_alloca(ty, "blk")?;
         if let Some(i) = p.as_instruction() {
-            let _ = i.set_alignment(32);
+            let _ = i.set_alignment(64);
         }
         Ok(p)
     }
-    fn elem_ptr(
+    pub(crate) fn elem_ptr(
         &self,
         base: PointerValue<'ctx>,
         elem: Elem,
@@ -233,7 +261,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         // SAFETY (of the generated code): indices stay within the block's array.
         Ok(unsafe { self.sc.b.build_in_bounds_gep(self.sc.mem_ty(elem), base, &[idx], "ep")? })
     }
-    fn load_mem(&self, p: PointerValue<'ctx>, elem: Elem) -> R<BasicValueEnum<'ctx>> {
+    pub(crate) fn load_mem(&self, p: PointerValue<'ctx>, elem: Elem) -> R<BasicValueEnum<'ctx>> {
         let v = self.sc.b.build_load(self.sc.mem_ty(elem), p, "ld")?;
         if elem == Elem::Scalar(DType::Bool) {
             let z = self.sc.cx.i8_type().const_zero();
@@ -241,7 +269,12 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         }
         Ok(v)
     }
-    fn store_mem(&self, p: PointerValue<'ctx>, elem: Elem, v: BasicValueEnum<'ctx>) -> R<()> {
+    pub(crate) fn store_mem(
+        &self,
+        p: PointerValue<'ctx>,
+        elem: Elem,
+        v: BasicValueEnum<'ctx>,
+    ) -> R<()> {
         let v = if elem == Elem::Scalar(DType::Bool) {
             self.sc.b.build_int_z_extend(iv(v)?, self.sc.cx.i8_type(), "b8")?.into()
         } else {
@@ -251,16 +284,17 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         Ok(())
     }
     /// Element `idx` of `v` (a scalar ignores `idx`).
-    fn elem_at(&self, v: Value, idx: IntValue<'ctx>) -> R<BasicValueEnum<'ctx>> {
+    pub(crate) fn elem_at(&self, v: Value, idx: IntValue<'ctx>) -> R<BasicValueEnum<'ctx>> {
         match self.get(v)? {
             Lv::S(x) => Ok(x),
             Lv::B(p) => {
                 let elem = self.ty(v)?.elem;
                 self.load_mem(self.elem_ptr(p, elem, idx)?, elem)
             }
+            Lv::L => Err(self.mal(format!("%{} is fused but read as an array", v.0))),
         }
     }
-    fn store_at(
+    pub(crate) fn store_at(
         &self,
         buf: PointerValue<'ctx>,
         elem: Elem,
@@ -286,6 +320,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                 }
                 Ok(())
             }
+            Lv::L => Err(self.mal("a fused value copied as an array")),
         }
     }
     /// The value of a result slot: a scalar is loaded, a block is the array itself.
@@ -302,15 +337,15 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
 
     // ---- control flow -----------------------------------------------------------------------
 
-    fn block(&self, name: &str) -> BasicBlock<'ctx> {
+    pub(crate) fn block(&self, name: &str) -> BasicBlock<'ctx> {
         self.sc.cx.append_basic_block(self.func, name)
     }
-    fn current(&self) -> R<BasicBlock<'ctx>> {
+    pub(crate) fn current(&self) -> R<BasicBlock<'ctx>> {
         self.sc.b.get_insert_block().ok_or_else(|| CpuError::Llvm("builder has no block".into()))
     }
 
     /// `for i in lo..hi` (i64, `lo < hi` not required).
-    fn emit_loop(
+    pub(crate) fn emit_loop(
         &mut self,
         lo: u64,
         hi: u64,
@@ -341,7 +376,11 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
     }
 
     /// Runs `then` only where `cond` holds.
-    fn emit_if(&mut self, cond: IntValue<'ctx>, then: impl FnOnce(&mut Self) -> R<()>) -> R<()> {
+    pub(crate) fn emit_if(
+        &mut self,
+        cond: IntValue<'ctx>,
+        then: impl FnOnce(&mut Self) -> R<()>,
+    ) -> R<()> {
         let tb = self.block("then");
         let mb = self.block("endif");
         self.sc.b.build_conditional_branch(cond, tb, mb)?;
@@ -353,7 +392,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
     }
 
     /// `cond ? then() : other` where `then` may touch memory that `cond` guards.
-    fn emit_guarded(
+    pub(crate) fn emit_guarded(
         &mut self,
         cond: IntValue<'ctx>,
         then: impl FnOnce(&mut Self) -> R<BasicValueEnum<'ctx>>,
@@ -400,12 +439,37 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             if let Op::Yield { values } = &od.op {
                 return values.iter().map(|&v| self.get(v)).collect();
             }
-            self.emit_op(od)?;
+            self.emit_planned(op, od)?;
         }
         Err(self.mal("region without yield"))
     }
 
     // ---- ops --------------------------------------------------------------------------------
+
+    /// Emits one op as the plan says: fused values wait for their loop, roots and values
+    /// materialised in their own loop run a fused loop, everything else is lowered on arrays.
+    fn emit_planned(&mut self, id: tk_ir::OpId, od: &'a OpData) -> R<()> {
+        if plan::is_fusible(self.ir, self.f, &self.info, od) {
+            let v = self.res(od, 0)?;
+            return match self.plan.decision(v) {
+                Some(Decision::MatOwn) => {
+                    self.set(v, Lv::L)?;
+                    self.emit_mat_own(id, v)
+                }
+                _ => self.set(v, Lv::L),
+            };
+        }
+        if plan::is_root(self.ir, self.f, &od.op) {
+            return match &od.op {
+                Op::Store { ptr, value, mask } => self.emit_store_root(id, *ptr, *value, *mask),
+                Op::Reduce { kind, axis, value } => {
+                    self.emit_reduce_root(id, od, *kind, *axis, *value)
+                }
+                _ => Err(self.mal("unknown loop root")),
+            };
+        }
+        self.emit_op(od)
+    }
 
     /// A result slot for result `i` of `od`, with its type.
     fn sink(&mut self, od: &OpData, i: usize) -> R<(Value, &'a Type, PointerValue<'ctx>)> {
@@ -639,7 +703,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         }
         let src = match self.get(value)? {
             Lv::B(p) => p,
-            Lv::S(_) => return Err(self.mal("broadcast/permute of a scalar")),
+            Lv::S(_) | Lv::L => return Err(self.mal("broadcast/permute of a non-array")),
         };
         let dst_strides = row_major_strides(&ty.shape);
         let shape = ty.shape.clone();
@@ -886,10 +950,10 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         self.finish(rv, ty, out)
     }
 
-    fn block_of(&self, v: Value) -> R<PointerValue<'ctx>> {
+    pub(crate) fn block_of(&self, v: Value) -> R<PointerValue<'ctx>> {
         match self.get(v)? {
             Lv::B(p) => Ok(p),
-            Lv::S(_) => Err(self.mal(format!("%{} should be a block", v.0))),
+            Lv::S(_) | Lv::L => Err(self.mal(format!("%{} should be an array", v.0))),
         }
     }
 

@@ -165,13 +165,11 @@ impl<'a, 'ctx> Sc<'a, 'ctx> {
         self.cst(ty, lanes, 0, x)
     }
     /// `true` shaped like `like` (an `i1` of its lanes).
-    #[allow(dead_code)] // used by the fused loops (next commit)
     pub fn all_true(&self, n: u32) -> V<'ctx> {
         self.ci_t(self.cx.bool_type().into(), n, 1)
     }
 
     /// `s` copied into `n` lanes (`s` itself when `n == 1` or `s` already has `n` lanes).
-    #[allow(dead_code)] // used by the fused loops (next commit)
     pub fn splat(&self, s: V<'ctx>, n: u32) -> V<'ctx> {
         if n <= 1 || lanes(s) == n {
             return s;
@@ -194,7 +192,6 @@ impl<'a, 'ctx> Sc<'a, 'ctx> {
     }
 
     /// `<a[mask[0]], ...>` from the lanes of `a` then `b`.
-    #[allow(dead_code)] // used by the fused loops (next commit)
     pub fn shuffle(&self, a: V<'ctx>, b: V<'ctx>, mask: &[u32]) -> V<'ctx> {
         let i32t = self.cx.i32_type();
         // SAFETY: constant i32 indices below 2 * lanes(a).
@@ -241,6 +238,29 @@ impl<'a, 'ctx> Sc<'a, 'ctx> {
             )
         })
     }
+    /// `&p[idx]` for elements of type `elem` (pointer and index may be vectors).
+    pub fn gep(&self, elem: T<'ctx>, p: V<'ctx>, idx: V<'ctx>) -> V<'ctx> {
+        let mut i = [idx.as_value_ref()];
+        // SAFETY: plain address arithmetic (not inbounds); `p` is a pointer (vector) and `idx`
+        // an i64 (vector) of matching lanes.
+        self.wrap(unsafe {
+            llc::LLVMBuildGEP2(
+                self.b.as_mut_ptr(),
+                elem.as_type_ref(),
+                p.as_value_ref(),
+                i.as_mut_ptr(),
+                1,
+                NONAME,
+            )
+        })
+    }
+
+    /// Sets the alignment of a load (or store) instruction.
+    pub fn set_align(&self, inst: V<'ctx>, bytes: u32) {
+        // SAFETY: `inst` is a load or store built by this emitter.
+        unsafe { llc::LLVMSetAlignment(inst.as_value_ref(), bytes) }
+    }
+
     /// A poison value of type `t`.
     pub fn poison(&self, t: T<'ctx>) -> V<'ctx> {
         // SAFETY: any first-class type has a poison value.
@@ -399,7 +419,6 @@ impl<'a, 'ctx> Sc<'a, 'ctx> {
         }
     }
     /// Calls an intrinsic that returns nothing.
-    #[allow(dead_code)] // used by the fused loops (next commit)
     pub fn intrinsic_void(&self, name: &str, overloads: &[T<'ctx>], args: &[V<'ctx>]) -> R<()> {
         let f = Intrinsic::find(name)
             .and_then(|i| i.get_declaration(self.m, overloads))
@@ -828,7 +847,6 @@ impl<'a, 'ctx> Sc<'a, 'ctx> {
         }
     }
     /// The identity of `sum`/`max`/`min` over `dt`, in the accumulator type with `n` lanes.
-    #[allow(dead_code)] // used by the fused loops (next commit)
     pub fn acc_identity(&self, kind: ReduceKind, dt: DType, n: u32) -> R<V<'ctx>> {
         let t = self.acc_ty(dt);
         if dt.is_float() {

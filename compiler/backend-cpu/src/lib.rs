@@ -33,9 +33,11 @@
 //!
 //! - signed integer `add`/`sub`/`mul`/`neg`/`abs` wrap in two's complement;
 //! - integer `sum`, `cumsum` and integer `dot` wrap in the dtype;
-//! - float `sum` accumulates in the dtype (f32 for f16/bf16) in index order, and `dot` with fused
-//!   multiply-adds in f32 (`k` ascending); the interpreter accumulates in f64, so results differ
-//!   within the usual summation tolerance;
+//! - float `sum` accumulates in the dtype (f32 for f16/bf16) reassociated: one partial sum per
+//!   vector lane (and per accumulator, up to four), combined by a fixed tree at the end, so the
+//!   order depends on the vector width of the target (8 lanes with AVX2, 16 with AVX-512), not on
+//!   the run; `dot` uses fused multiply-adds in f32 (`k` ascending); the interpreter accumulates
+//!   in f64, so results differ within the usual summation tolerance;
 //! - f32, f16 and bf16 `exp`, `exp2`, `log`, `log2`, `tanh`, `erf`, `sigmoid` are inline f32
 //!   polynomials (`vmath.rs`, within 1 ulp of the correctly rounded f32 result, 2 for `sigmoid`;
 //!   f16/bf16 round that f32 result, so they can differ from the interpreter in rare ties), the
@@ -50,15 +52,34 @@
 //! consistent; float atomics other than `xchg` are compare-and-swap loops (so `max`/`min` keep the
 //! NaN-propagating rules).
 //!
-//! # First cut
+//! Memory order: every load happens before any store or atomic that follows it in the program,
+//! and after every one before it. Within one `store`, the loads that feed it are fused into the
+//! store's loop and run a vector chunk at a time, each chunk loading before it stores: a store
+//! that overwrites memory the same expression reads *at another element* (a shifted or reversed
+//! update in place, `store(x + r, load(x + n - 1 - r))`) sees earlier chunks already written.
+//! Such overlap is unspecified in tk (on GPUs the lanes of one store are separate threads); an
+//! element-wise update in place (`store(p, f(load(p)))`) is exact.
 //!
-//! Every block value is an array on the stack and every op is its own loop over the elements (LLVM
-//! vectorises the simple ones). Fusion of element-wise chains into single vector loops, masked
-//! vector loads/stores from contiguity analysis, vector reductions, a register-blocked `dot`
-//! micro-kernel and inline vector transcendentals are not done yet.
+//! # Code generation
+//!
+//! `plan.rs` decides, per kernel, which block values are *fused* (computed inside the loops that
+//! consume them, never stored) and which are materialised as stack arrays (values with several
+//! consumers that are expensive to recompute, operands of non-element-wise ops). Loops are
+//! anchored at `store`s, at `sum`/`max`/`min` reductions, and at materialised values
+//! (`fused.rs`): they run over one block shape, scalar loops outside and vector chunks of the
+//! native width along the last dimension, with a masked tail chunk. Loads and stores become
+//! vector accesses where the axis analysis proves contiguity (plain ones when every lane of the
+//! mask is on, `llvm.masked.load`/`store` otherwise), one scalar access where it proves a
+//! uniform address, and gathers/scatters elsewhere. Reductions keep vector accumulators and
+//! reduce horizontally at the end. Lane semantics (`lanes.rs`) are written once for scalars and
+//! vectors; f32 transcendentals are inline polynomials (`vmath.rs`). Everything else (arg-
+//! reductions, scans, sorts, histograms, atomics, `dot`, loops, `if`) is lowered on arrays in
+//! `codegen.rs`.
 
 mod codegen;
+mod fused;
 mod lanes;
+mod plan;
 mod target;
 mod vmath;
 

@@ -36,6 +36,21 @@ fn opt_level(level: u8) -> OptimizationLevel {
     }
 }
 
+impl Machine {
+    /// Lanes of a native vector of 32-bit elements: 16 with AVX-512, 8 with AVX, else 4.
+    pub fn vector_lanes(&self) -> u32 {
+        let has = |f: &str| self.features.split(',').any(|x| x == f);
+        if has("+avx512f") || self.cpu == "x86-64-v4" {
+            16
+        } else if has("+avx") || has("+avx2") || self.cpu == "x86-64-v3" || self.features.is_empty()
+        {
+            8
+        } else {
+            4
+        }
+    }
+}
+
 pub(crate) fn machine(opts: &CpuOptions) -> Result<Machine, CpuError> {
     Target::initialize_x86(&InitializationConfig::default());
     let (host_triple, host_cpu, host_features) = host_description();

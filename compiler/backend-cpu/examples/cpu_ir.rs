@@ -1,0 +1,44 @@
+//! Prints the LLVM IR the CPU backend makes for a `.tk` file (a development aid):
+//! `cargo run -p tk-backend-cpu --example cpu_ir -- FILE [NAME=VALUE...] [--O0] [--time]`.
+
+use std::time::Instant;
+use tk_backend_cpu::{compile_module, emit_llvm_ir, CpuOptions};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(file) = args.first() else {
+        eprintln!("usage: cpu_ir FILE [NAME=VALUE...] [--O0] [--time]");
+        std::process::exit(2);
+    };
+    let defines = args[1..]
+        .iter()
+        .filter_map(|a| a.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let opts = tk_driver::CompileOptions { defines, ..Default::default() };
+    let c = tk_driver::compile_file(std::path::Path::new(file), &opts);
+    if c.has_errors() {
+        eprintln!("{}", c.render_plain());
+        std::process::exit(1);
+    }
+    let Some(m) = c.optimized else { std::process::exit(1) };
+    let mut o = CpuOptions::default();
+    if args.iter().any(|a| a == "--O0") {
+        o.opt_level = 0;
+    }
+    if args.iter().any(|a| a == "--time") {
+        for _ in 0..3 {
+            let t = Instant::now();
+            let a = compile_module(&m, &o).unwrap_or_else(|e| panic!("{e}"));
+            eprintln!("compile_module: {:?} ({} bytes)", t.elapsed(), a.library.len());
+        }
+        return;
+    }
+    match emit_llvm_ir(&m, &o) {
+        Ok(ir) => println!("{ir}"),
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    }
+}
