@@ -1211,6 +1211,7 @@ impl<'a> Lower<'a> {
             None => vec![Opnd::Imm(0); n],
         };
         let (w, uniform) = self.vec_width(ptr, mask, dt, &view);
+        let run = self.contiguous_run(ptr, &view);
         let mut out = Vec::with_capacity(n);
         let mut s = 0;
         while s < n {
@@ -1221,7 +1222,8 @@ impl<'a> Lower<'a> {
                     let mp = self.pv_of(m[s]);
                     p = self.and_pv(p, mp);
                 }
-                let r = self.load_group(dt, c, mty, &others[s..s + w], ptrs[s], p)?;
+                let a = self.slot_addr(&ptrs, &view, s, run, mty.bytes());
+                let r = self.load_group(dt, c, mty, &others[s..s + w], a, p)?;
                 out.extend(r);
                 s += w;
                 continue;
@@ -1246,7 +1248,8 @@ impl<'a> Lower<'a> {
                 if pj == Pv::False {
                     continue;
                 }
-                let a = self.in_reg(ptrs[s + j], RegClass::B64, Ty::U64);
+                let a = self.slot_addr(&ptrs, &view, s + j, run, mty.bytes());
+                let a = self.in_reg(a, RegClass::B64, Ty::U64);
                 let pred = if let Pv::R(p) = pj { Some(p) } else { None };
                 self.emit(Inst::LdGlobal { ty: lty, dsts: vec![dsts[j]], addr: a, pred });
             }
@@ -1339,6 +1342,39 @@ impl<'a> Lower<'a> {
         (w as usize, wm >= w)
     }
 
+    /// Elements of a thread's run along the last dimension whose addresses are consecutive
+    /// (the axis analysis's contiguity, within `spt`): a power of two.
+    fn contiguous_run(&self, ptr: Value, view: &View) -> usize {
+        let l = &self.layouts[view.layout];
+        let last = l.rank() - 1;
+        if view.map.last().copied().flatten() != Some(last as u8) {
+            return 1;
+        }
+        let c = self.info.get(ptr).and_then(|i| i.contiguity.last().copied()).unwrap_or(1);
+        let c = if c == 0 { u64::MAX } else { c & c.wrapping_neg() };
+        c.min(u64::from(l.spt[last])).max(1) as usize
+    }
+
+    /// The address of slot `s`: inside a contiguous run, the run's first address plus a
+    /// constant (ptxas folds it into the access, and the per-slot address arithmetic of the
+    /// other slots becomes dead code).
+    fn slot_addr(&mut self, ptrs: &[Opnd], view: &View, s: usize, run: usize, eb: u32) -> Opnd {
+        if run <= 1 {
+            return ptrs[s];
+        }
+        let l = &self.layouts[view.layout];
+        let last = l.rank() - 1;
+        let j = l.slot_local(s)[last] % l.spt[last];
+        let k = j as usize % run;
+        if k == 0 {
+            return ptrs[s];
+        }
+        let base = self.in_reg(ptrs[s - k], RegClass::B64, Ty::U64);
+        let r = self.reg(RegClass::B64);
+        self.emit(bin(BinOp::Add, Ty::S64, r, base.into(), Opnd::Imm((k as u64) * u64::from(eb))));
+        r.into()
+    }
+
     fn store(&mut self, ptr: Value, value: Value, mask: Option<Value>, span: Span) -> Res<()> {
         let (dt, c, t) = self.dt_of(value, span)?;
         let mty = mem_ty(dt);
@@ -1373,6 +1409,7 @@ impl<'a> Lower<'a> {
         };
         let owner = self.owner(view.layout);
         let (w, uniform) = self.vec_width(ptr, mask, dt, &view);
+        let run = self.contiguous_run(ptr, &view);
         let mut s = 0;
         while s < n {
             let valid = self.valid(&view, s);
@@ -1383,14 +1420,16 @@ impl<'a> Lower<'a> {
                     let mp = self.pv_of(m[s]);
                     p = self.and_pv(p, mp);
                 }
-                self.store_group(dt, c, t, mty, &vals[s..s + w], ptrs[s], p);
+                let a = self.slot_addr(&ptrs, &view, s, run, mty.bytes());
+                self.store_group(dt, c, t, mty, &vals[s..s + w], a, p);
                 s += w;
                 continue;
             };
             let (all, parts) = self.split_mask(valid, &m[s..s + w]);
             self.store_group(dt, c, t, mty, &vals[s..s + w], ptrs[s], all);
             for (j, pj) in parts.into_iter().enumerate() {
-                self.store_group(dt, c, t, mty, &vals[s + j..s + j + 1], ptrs[s + j], pj);
+                let a = self.slot_addr(&ptrs, &view, s + j, run, mty.bytes());
+                self.store_group(dt, c, t, mty, &vals[s + j..s + j + 1], a, pj);
             }
             s += w;
         }
