@@ -28,6 +28,8 @@ type Res<T> = Result<T, PtxError>;
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 const LN2: f32 = std::f32::consts::LN_2;
+/// Longest FMA-path `dot` k loop that is unrolled.
+const MAX_UNROLLED_K: u32 = 64;
 /// Static shared memory a kernel may use without opting in to more (`0xc000`).
 const SMEM_LIMIT: u32 = 48 * 1024;
 
@@ -2243,42 +2245,52 @@ impl<'a> Lower<'a> {
             self.emit(bin(BinOp::Add, Ty::U32, r, r.into(), Opnd::Imm(u64::from(b_off))));
             col.1 = r;
         }
+        // Short k loops are unrolled (immediate shared offsets, loads scheduled ahead of the
+        // FMAs); long ones step the row and column addresses.
+        let unroll = kk <= MAX_UNROLLED_K;
         let iv = self.reg(RegClass::B32);
-        self.stack.push(Vec::new());
-        let mut av_k = Vec::new();
-        for &(_, base) in &rows {
-            let v = self.smem_load(ac, sty, base, 0, None);
-            av_k.push(self.up(v, at));
+        if !unroll {
+            self.stack.push(Vec::new());
         }
-        let mut bv_k = Vec::new();
-        for &(_, base) in &cols {
-            let v = self.smem_load(ac, sty, base, 0, None);
-            bv_k.push(self.up(v, at));
+        for k in 0..if unroll { kk } else { 1 } {
+            let mut av_k = Vec::new();
+            for &(_, base) in &rows {
+                let v = self.smem_load(ac, sty, base, k * eb, None);
+                av_k.push(self.up(v, at));
+            }
+            let mut bv_k = Vec::new();
+            for &(_, base) in &cols {
+                let v = self.smem_load(ac, sty, base, k * np * eb, None);
+                bv_k.push(self.up(v, at));
+            }
+            for (s, &(ri, ci)) in slot_rc.iter().enumerate() {
+                self.emit(Inst::Fma {
+                    ty: Ty::F32,
+                    dst: out[s],
+                    a: av_k[ri],
+                    b: bv_k[ci],
+                    c: out[s].into(),
+                });
+            }
         }
-        for (s, &(ri, ci)) in slot_rc.iter().enumerate() {
-            self.emit(Inst::Fma {
-                ty: Ty::F32,
-                dst: out[s],
-                a: av_k[ri],
-                b: bv_k[ci],
-                c: out[s].into(),
+        if !unroll {
+            for &(_, base) in &rows {
+                self.emit(bin(BinOp::Add, Ty::U32, base, base.into(), Opnd::Imm(u64::from(eb))));
+            }
+            for &(_, base) in &cols {
+                let step = Opnd::Imm(u64::from(np * eb));
+                self.emit(bin(BinOp::Add, Ty::U32, base, base.into(), step));
+            }
+            let body = self.stack.pop().unwrap_or_default();
+            self.emit(Inst::For {
+                ty: Ty::S32,
+                iv,
+                lo: Opnd::Imm(0),
+                hi: Opnd::Imm(u64::from(kk)),
+                step: Opnd::Imm(1),
+                body,
             });
         }
-        for &(_, base) in &rows {
-            self.emit(bin(BinOp::Add, Ty::U32, base, base.into(), Opnd::Imm(u64::from(eb))));
-        }
-        for &(_, base) in &cols {
-            self.emit(bin(BinOp::Add, Ty::U32, base, base.into(), Opnd::Imm(u64::from(np * eb))));
-        }
-        let body = self.stack.pop().unwrap_or_default();
-        self.emit(Inst::For {
-            ty: Ty::S32,
-            iv,
-            lo: Opnd::Imm(0),
-            hi: Opnd::Imm(u64::from(kk)),
-            step: Opnd::Imm(1),
-            body,
-        });
         self.blocks.insert(res, (cv, out.into_iter().map(Opnd::Reg).collect()));
         Ok(())
     }
