@@ -173,3 +173,50 @@ fn matmul_assembles_without_spills() {
         assemble_all(&m, &Options::default(), &format!("mm_{dt}_{p}"));
     }
 }
+
+/// Tensor-core dots outside the stdlib's loop shape: no accumulator, an accumulator loaded
+/// from memory, an element-wise epilogue, a reduction of the product, and a dot under `if`.
+#[test]
+fn mma_results_flow_into_any_consumer() {
+    let src = "kernel k<M: i32, N: i32, K: i32>(a: *f16, b: *f16, c: *f32, r: *f32, flag: bool) {
+    let rm = arange(0, M);
+    let rn = arange(0, N);
+    let rk = arange(0, K);
+    let at = load(a + rm[:, None] * K + rk[None, :]);
+    let bt = load(b + rk[:, None] * N + rn[None, :]);
+    let c_ptrs = c + rm[:, None] * N + rn[None, :];
+    let mut acc = load(c_ptrs);
+    if flag {
+        acc = dot(at, bt, acc);
+    }
+    let p = dot(at, bt);
+    store(c_ptrs, acc * 0.5 + p);
+    store(r + rm, sum(p, axis: 1));
+}
+";
+    for (m, n, k, w) in [(64u32, 32u32, 32u32, 4u32), (48, 24, 40, 2), (16, 8, 16, 1)] {
+        let defs = [("M", m.to_string()), ("N", n.to_string()), ("K", k.to_string())];
+        let d: Vec<(&str, &str)> = defs.iter().map(|(a, b)| (*a, b.as_str())).collect();
+        let module = compile_src(src, &d);
+        for flag in [0, 1] {
+            let (m, n, k) = (m as usize, n as usize, k as usize);
+            let out = check(
+                &module,
+                "k",
+                [1, 1, 1],
+                &[
+                    TArg::Rand(DType::F16, m * k),
+                    TArg::Rand(DType::F16, k * n),
+                    TArg::Rand(DType::F32, m * n),
+                    TArg::Zeros(DType::F32, m),
+                    TArg::Bool(flag == 1),
+                ],
+                &Options { num_warps: w, ..Default::default() },
+                7 + flag,
+                1e-5,
+            );
+            assert!(out.stats.mma > 0);
+        }
+        assemble_all(&module, &Options { num_warps: w, ..Default::default() }, "mma_consumers");
+    }
+}

@@ -119,6 +119,7 @@ pub enum TArg {
     I32(i32),
     I64(i64),
     F32(f32),
+    Bool(bool),
 }
 
 pub struct Outcome {
@@ -196,6 +197,10 @@ pub fn check(
             TArg::F32(x) => {
                 iargs.push(Arg::f32(*x));
                 eargs.push(ExecArg::Scalar(u64::from(x.to_bits())));
+            }
+            TArg::Bool(x) => {
+                iargs.push(Arg::bool(*x));
+                eargs.push(ExecArg::Scalar(u64::from(*x)));
             }
         }
     }
