@@ -113,8 +113,7 @@ class Driver:
 
     def launch(self, f, grid, block, shared, params):
         """`params`: ctypes values (c_uint64 for pointers, c_int32/c_int64/c_float scalars)."""
-        ptrs = (ctypes.c_void_p * len(params))(
-            *[ctypes.cast(ctypes.byref(p), ctypes.c_void_p) for p in params])
+        ptrs = (ctypes.c_void_p * len(params))(*[ctypes.addressof(p) for p in params])
         self._check("cuLaunchKernel", self.lib.cuLaunchKernel(
             f, grid[0], grid[1], grid[2], block, 1, 1, shared, None, ptrs, None))
 
