@@ -1,5 +1,5 @@
 //! Prints the LLVM IR the CPU backend makes for a `.tk` file (a development aid):
-//! `cargo run -p tk-backend-cpu --example cpu_ir -- FILE [NAME=VALUE...] [--O0] [--time]`.
+//! `cargo run -p tk-backend-cpu --example cpu_ir -- FILE [NAME=VALUE...] [--O0] [--time] [--so OUT]`.
 
 use std::time::Instant;
 use tk_backend_cpu::{compile_module, emit_llvm_ir, CpuOptions};
@@ -25,6 +25,11 @@ fn main() {
     let mut o = CpuOptions::default();
     if args.iter().any(|a| a == "--O0") {
         o.opt_level = 0;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--so") {
+        let a = compile_module(&m, &o).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&args[i + 1], &a.library).unwrap();
+        return;
     }
     if args.iter().any(|a| a == "--time") {
         for _ in 0..3 {

@@ -1,6 +1,6 @@
 //! Lowering of tk IR kernels to LLVM IR: the kernel function, regions, control flow, and the ops
 //! that are not fused (reductions with indices or user functions, scans, sorts, histograms,
-//! atomics, `dot`, loops, `if`).
+//! atomics, loops, `if`; `dot` is in `dot.rs`).
 //!
 //! Scalars are SSA values (bool is `i1` in registers, one byte in memory). A block value is either
 //! *lazy* (computed inside the fused loops that consume it, `fused.rs`, as planned by `plan.rs`)
@@ -665,7 +665,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             Op::TopK { value, k } => self.emit_sort(od, *value, Some(*k), true),
             Op::Sort { value, descending } => self.emit_sort(od, *value, None, *descending),
             Op::Histogram { value, bins, mask } => self.emit_histogram(od, *value, *bins, *mask),
-            Op::Dot { a, b, acc, .. } => self.emit_dot(od, *a, *b, *acc),
+            Op::Dot { a, b, acc, .. } => self.emit_dot_tiled(od, *a, *b, *acc),
             Op::For { lo, hi, step, init, body } => self.emit_for(od, *lo, *hi, *step, init, *body),
             Op::If { cond, then_body, else_body } => {
                 self.emit_ifop(od, *cond, *then_body, *else_body)
@@ -1164,54 +1164,6 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                 let c = iv(g.load_mem(p, ie)?)?;
                 let c1 = g.sc.b.build_int_add(c, g.sc.cx.i32_type().const_int(1, false), "c")?;
                 g.store_mem(p, ie, c1.into())
-            })
-        })?;
-        self.finish(rv, ty, out)
-    }
-
-    /// `acc + a @ b`, loops `i, k, j` so the innermost loop runs along rows of `b` and the
-    /// result (vectorisable), with one fused multiply-add per product in the accumulator type.
-    fn emit_dot(&mut self, od: &OpData, a: Value, b: Value, acc: Value) -> R<()> {
-        let (aty, bty) = (self.ty(a)?, self.ty(b)?);
-        let (&[m, ka], &[kb, nn]) = (aty.shape.as_slice(), bty.shape.as_slice()) else {
-            return Err(self.mal("dot needs 2-D operands"));
-        };
-        if ka != kb {
-            return Err(self.mal("dot inner dimensions differ"));
-        }
-        let (adt, bdt) = (self.dtype(a)?, self.dtype(b)?);
-        let (rv, ty, out) = self.sink(od, 0)?;
-        let cdt = self.dtype(rv)?;
-        if cdt.is_float() != adt.is_float() || bdt.is_float() != adt.is_float() {
-            return Err(self.unsup(format!("dot of {adt} and {bdt} into {cdt}")));
-        }
-        let acc_lv = self.get(acc)?;
-        self.copy_into(out, acc_lv, ty)?;
-        let (pa, pb) = (self.block_of(a)?, self.block_of(b)?);
-        let (ae, be, ce) = (aty.elem, bty.elem, ty.elem);
-        let (m, kk, n) = (m as u64, ka as u64, nn as u64);
-        self.emit_loop(0, m, |g, i| {
-            g.emit_loop(0, kk, |g, k| {
-                let b_ = &g.sc.b;
-                let ai = b_.build_int_add(b_.build_int_mul(i, g.i64c(kk), "ai")?, k, "ai")?;
-                let x = g.load_mem(g.elem_ptr(pa, ae, ai)?, ae)?;
-                let x = g.sc.cast(adt, cdt, x)?;
-                g.emit_loop(0, n, |g, j| {
-                    let b_ = &g.sc.b;
-                    let bi = b_.build_int_add(b_.build_int_mul(k, g.i64c(n), "bi")?, j, "bi")?;
-                    let ci = b_.build_int_add(b_.build_int_mul(i, g.i64c(n), "ci")?, j, "ci")?;
-                    let y = g.load_mem(g.elem_ptr(pb, be, bi)?, be)?;
-                    let y = g.sc.cast(bdt, cdt, y)?;
-                    let cp = g.elem_ptr(out, ce, ci)?;
-                    let c = g.load_mem(cp, ce)?;
-                    let r = if cdt.is_float() {
-                        g.sc.fma(cdt, x, y, c)?
-                    } else {
-                        let p = g.sc.b.build_int_mul(iv(x)?, iv(y)?, "p")?;
-                        g.sc.b.build_int_add(iv(c)?, p, "s")?.into()
-                    };
-                    g.store_mem(cp, ce, r)
-                })
             })
         })?;
         self.finish(rv, ty, out)

@@ -160,6 +160,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             return Ok(x);
         }
         let x = match self.get(v)? {
+            Lv::B(_) if self.plan.cheap.contains(&v) => self.compute(v, map, lanes)?,
             Lv::B(arr) => self.read_array(arr, ty, map, lanes)?,
             Lv::S(_) => return Err(self.mal(format!("%{} is a block held as a scalar", v.0))),
             Lv::L => self.compute(v, map, lanes)?,
@@ -342,6 +343,43 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         })
     }
 
+    /// Whether every lane of the (user) mask is on in a full chunk. An `and` of masks is split,
+    /// so that a part that is one value per row (`rows < M` in `rows[:, None] < M && cols < N`)
+    /// is tested as a scalar instead of being widened to lanes first.
+    fn all_lanes(&mut self, mask: Option<Value>, map: &Map, lanes: u32) -> R<IntValue<'ctx>> {
+        let Some(m) = mask else { return Ok(self.sc.cx.bool_type().const_int(1, false)) };
+        let l = self.sub_lanes(map, lanes)?;
+        if l == 1 {
+            return iv(self.eval(m, map, 1)?);
+        }
+        let lazy = matches!(self.get(m)?, Lv::L) || self.plan.cheap.contains(&m);
+        if lazy {
+            if let Some(id) = self.f.defining_op(m) {
+                match &self.f.op(id).op {
+                    Op::Binary { op: tk_ir::BinaryOp::And, lhs, rhs } => {
+                        let (lhs, rhs) = (*lhs, *rhs);
+                        let a = self.all_lanes(Some(lhs), map, l)?;
+                        let b = self.all_lanes(Some(rhs), map, l)?;
+                        return Ok(self.sc.b.build_and(a, b, "all")?);
+                    }
+                    Op::Broadcast { value } => {
+                        let value = *value;
+                        let src = self.ty(value)?;
+                        let xmap: Map = map
+                            .iter()
+                            .enumerate()
+                            .map(|(d, &mm)| if src.shape[d] == 1 { None } else { mm })
+                            .collect();
+                        return self.all_lanes(Some(value), &xmap, l);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let v = self.eval(m, map, l)?;
+        iv(self.sc.intrinsic("llvm.vector.reduce.and", &[v.get_type()], &[v])?)
+    }
+
     /// How a pointer block is accessed along the chunk: contiguous (with the alignment of the
     /// first lane in bytes), uniform, or neither.
     fn access_kind(&self, ptr: Value, map: &Map, lanes: u32, elem_bytes: u32) -> R<Access> {
@@ -427,13 +465,8 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                 if self.chunk()?.valid.is_some() {
                     return masked(self);
                 }
-                let all = self.sc.intrinsic("llvm.vector.reduce.and", &[m.get_type()], &[m])?;
-                let plain_v = |g: &mut Self| -> R<V<'ctx>> {
-                    let x = plain(g)?;
-                    // Masked-off lanes still take `other`.
-                    Ok(g.sc.sel(m, x, other_v))
-                };
-                self.branch(iv(all)?, plain_v, masked)
+                let all = self.all_lanes(mask, map, lanes)?;
+                self.branch(all, plain, masked)
             }
             Access::Gather => {
                 let ps = self.ev(ptr, map, lanes)?;
@@ -664,12 +697,11 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                         None => plain(g)?,
                         Some(m) if g.chunk()?.valid.is_some() => masked(g, m)?,
                         Some(m) => {
-                            let all =
-                                g.sc.intrinsic("llvm.vector.reduce.and", &[m.get_type()], &[m])?;
+                            let all = g.all_lanes(mask, &map, w)?;
                             let tb = g.block("st.all");
                             let eb = g.block("st.some");
                             let mb = g.block("st.end");
-                            g.sc.b.build_conditional_branch(iv(all)?, tb, eb)?;
+                            g.sc.b.build_conditional_branch(all, tb, eb)?;
                             g.sc.b.position_at_end(tb);
                             plain(g)?;
                             g.sc.b.build_unconditional_branch(mb)?;

@@ -72,11 +72,13 @@
 //! mask is on, `llvm.masked.load`/`store` otherwise), one scalar access where it proves a
 //! uniform address, and gathers/scatters elsewhere. Reductions keep vector accumulators and
 //! reduce horizontally at the end. Lane semantics (`lanes.rs`) are written once for scalars and
-//! vectors; f32 transcendentals are inline polynomials (`vmath.rs`). Everything else (arg-
-//! reductions, scans, sorts, histograms, atomics, `dot`, loops, `if`) is lowered on arrays in
-//! `codegen.rs`.
+//! vectors; f32 transcendentals are inline polynomials (`vmath.rs`). `dot` is a register-blocked
+//! micro-kernel (`dot.rs`: 6 rows × 2 vectors of accumulators, broadcast `a`, vector rows of `b`,
+//! in place on a loop-carried accumulator). Everything else (arg-reductions, scans, sorts,
+//! histograms, atomics, loops, `if`) is lowered on arrays in `codegen.rs`.
 
 mod codegen;
+mod dot;
 mod fused;
 mod lanes;
 mod plan;

@@ -32,7 +32,7 @@
 //! `yield`, ...: an *array* use), or an op in a nested region (`for` body, `if` branch: a
 //! *nested* use, at the position of the enclosing op). Then:
 //!
-//! - a value with an array use is materialised;
+//! - a value with an array use is materialised (a cheap one is still recomputed by fused loops);
 //! - a *cheap* value (no load and no expensive arithmetic anywhere in its tree) is lazy: index
 //!   and mask arithmetic is recomputed rather than stored;
 //! - otherwise a value used in exactly one loop of its own region is lazy, unless it is a load
@@ -72,6 +72,8 @@ pub(crate) struct Plan {
     pub piggy: HashMap<OpId, Vec<Value>>,
     /// Number of operand uses of every value (for in-place updates).
     pub uses: HashMap<Value, u32>,
+    /// Cheap fusible values: fused loops recompute them even when an array also holds them.
+    pub cheap: HashSet<Value>,
 }
 
 impl Plan {
@@ -218,6 +220,9 @@ impl Planner<'_> {
             if let Some(&res) = od.results.first() {
                 let c = self.is_block(res) && self.fusible_here(id) && self.cheap_op(id);
                 self.cheap.insert(res, c);
+                if c {
+                    self.plan.cheap.insert(res);
+                }
             }
         }
         any_effect
