@@ -323,11 +323,12 @@ unsafe impl Send for Module {}
 unsafe impl Sync for Module {}
 
 impl Module {
-    /// The kernel `symbol`, launched with `threads` per CTA and `shared` bytes of dynamic
-    /// shared memory.
+    /// The kernel `symbol` taking `num_params` parameters, launched with `threads` per CTA and
+    /// `shared` bytes of dynamic shared memory.
     pub fn function(
         self: &Arc<Self>,
         symbol: &str,
+        num_params: usize,
         threads: u32,
         shared: u32,
     ) -> Result<Function, RuntimeError> {
@@ -352,7 +353,14 @@ impl Module {
                 )
             })?;
         }
-        Ok(Function { module: self.clone(), raw: f, threads, shared })
+        Ok(Function {
+            module: self.clone(),
+            raw: f,
+            name: symbol.to_string(),
+            num_params,
+            threads,
+            shared,
+        })
     }
 }
 
@@ -369,6 +377,8 @@ impl Drop for Module {
 pub struct Function {
     module: Arc<Module>,
     raw: CuFunction,
+    name: String,
+    num_params: usize,
     threads: u32,
     shared: u32,
 }
@@ -382,6 +392,17 @@ impl Function {
     /// bits, little-endian: the driver copies each parameter's own size from its slot), then
     /// waits for it.
     pub fn launch(&self, grid: [u32; 3], params: &[u64]) -> Result<(), RuntimeError> {
+        // The driver reads one value per declared parameter: too few slots would be read past.
+        if params.len() != self.num_params {
+            return Err(RuntimeError::ArgCount {
+                kernel: self.name.clone(),
+                expected: self.num_params,
+                found: params.len(),
+            });
+        }
+        if grid.contains(&0) {
+            return Err(RuntimeError::BadGrid { reason: format!("{grid:?} has a zero dimension") });
+        }
         let ctx = &self.module.ctx;
         ctx.current()?;
         let mut slots = params.to_vec();
@@ -572,7 +593,8 @@ DONE:\nret;\n}\n";
         use crate::manifest::*;
         let Ok(ctx) = Context::new() else { return };
         let m = ctx.load_module(ADD_ONE.as_bytes(), "add_one.ptx").expect("JIT");
-        let f = m.function("add_one", 32, 0).expect("function");
+        let f = m.function("add_one", 2, 32, 0).expect("function");
+        assert!(matches!(f.launch([1, 1, 1], &[0]), Err(RuntimeError::ArgCount { .. })));
         let host: Vec<f32> = (0..100).map(|i| i as f32).collect();
         let mut d = ctx.alloc(400).expect("alloc");
         d.upload(&host.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).unwrap();

@@ -188,7 +188,12 @@ fn cuda_kernels(
     let mut kernels = Vec::new();
     for k in &m.kernels {
         let l = k.launch.clone().unwrap_or_default();
-        let f = module.function(&k.symbol, l.threads_per_program.max(1), l.shared_bytes)?;
+        let f = module.function(
+            &k.symbol,
+            k.params.len(),
+            l.threads_per_program.max(1),
+            l.shared_bytes,
+        )?;
         kernels.push(Kernel { info: k.clone(), exec: Exec::Cuda { ctx: ctx.clone(), f } });
     }
     Ok(kernels)
