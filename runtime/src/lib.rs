@@ -16,6 +16,7 @@
 //! A [`Runtime`] and the kernels it loads are `Send + Sync`: launch from as many threads as you like.
 
 mod args;
+pub mod ascend;
 mod cpu;
 pub mod cuda;
 pub mod device;
@@ -36,6 +37,7 @@ pub struct Runtime {
     pool: Arc<rayon::ThreadPool>,
     stack_bytes: u64,
     cuda: Option<Arc<cuda::Context>>,
+    ascend: Option<Arc<ascend::Context>>,
 }
 
 /// Stack of each CPU worker thread: block values of compiled kernels live on the stack, and the
@@ -61,12 +63,6 @@ impl Runtime {
 
     /// A runtime with `threads` CPU worker threads (0 = one per core).
     pub fn with_threads(device: Device, threads: usize) -> Result<Runtime, RuntimeError> {
-        if device == Device::Ascend {
-            return Err(RuntimeError::Unsupported(format!(
-                "launching on {} is not available in this build of tk-runtime yet; set TK_DEVICE=cpu",
-                device.name()
-            )));
-        }
         let stack_mb = std::env::var("TK_STACK_MB")
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
@@ -78,7 +74,14 @@ impl Runtime {
             .build()
             .map_err(|e| RuntimeError::Unsupported(format!("cannot start CPU threads: {e}")))?;
         let cuda = if device == Device::Cuda { Some(cuda::Context::new()?) } else { None };
-        Ok(Runtime { device, pool: Arc::new(pool), stack_bytes: (stack_mb as u64) << 20, cuda })
+        let ascend = if device == Device::Ascend { Some(ascend::Context::new()?) } else { None };
+        Ok(Runtime {
+            device,
+            pool: Arc::new(pool),
+            stack_bytes: (stack_mb as u64) << 20,
+            cuda,
+            ascend,
+        })
     }
 
     pub fn device(&self) -> Device {
@@ -139,6 +142,20 @@ impl Runtime {
             .map_err(|e| RuntimeError::Io { path: lib_path.display().to_string(), error: e })?;
         if manifest::sha256_hex(&bytes) != file.sha256 {
             return Err(RuntimeError::CorruptFile { path: lib_path.display().to_string() });
+        }
+        if let Some(ctx) = &self.ascend {
+            // The bundle holds sources; the launchers come from its CMake build (ascend.rs).
+            let (libs, ls) = ascend::bundle_launchers(&m, &manifest_dir)?;
+            let kernels = m
+                .kernels
+                .iter()
+                .zip(ls)
+                .map(|(k, l)| Kernel {
+                    info: k.clone(),
+                    exec: Exec::Ascend { ctx: ctx.clone(), l, _libs: libs.clone() },
+                })
+                .collect();
+            return Ok(Bundle { dir: manifest_dir, manifest: m, kernels });
         }
         if let Some(ctx) = &self.cuda {
             let kernels = cuda_kernels(ctx, &m, &bytes, &lib_path)?;
@@ -248,6 +265,7 @@ pub struct Kernel {
 enum Exec {
     Cpu { entry: cpu::KernelFn, _lib: Arc<cpu::CpuLibrary>, pool: Arc<rayon::ThreadPool> },
     Cuda { ctx: Arc<cuda::Context>, f: cuda::Function },
+    Ascend { ctx: Arc<ascend::Context>, l: ascend::Launcher, _libs: Arc<ascend::Launchers> },
 }
 
 // SAFETY: the CPU entry point is a plain function in a library kept alive by `_lib`; the
@@ -265,7 +283,7 @@ impl Kernel {
     pub fn cuda_function(&self) -> Option<&cuda::Function> {
         match &self.exec {
             Exec::Cuda { f, .. } => Some(f),
-            Exec::Cpu { .. } => None,
+            Exec::Cpu { .. } | Exec::Ascend { .. } => None,
         }
     }
 
@@ -283,6 +301,9 @@ impl Kernel {
         let (entry, pool) = match &self.exec {
             Exec::Cpu { entry, pool, .. } => (*entry, pool),
             Exec::Cuda { ctx, f } => return cuda::launch_host(ctx, f, &self.info, grid, args),
+            Exec::Ascend { ctx, l, .. } => {
+                return ascend::launch_host(ctx, l, &self.info, grid, args)
+            }
         };
         match cpu::launch(pool, entry, grid, &slots) {
             None => Ok(()),
