@@ -27,6 +27,10 @@
 //! `SetFlag`/`WaitFlag` pair (or `PipeBarrier<PIPE_V>` within the vector pipe) before a read by
 //! another pipe. This is conservative and not checked by the simulator beyond flag pairing.
 
+mod cube;
+
+pub use cube::CubeUsage;
+
 use crate::cxx::{self, ctype};
 use crate::layout::{CalcAlloc, Layout, Liveness};
 use crate::{AscendOptions, Soc};
@@ -49,6 +53,8 @@ pub struct Emitted {
     /// UB users, largest first: (span of the op, bytes, description).
     pub ub_users: Vec<(Span, u64, String)>,
     pub double_buffered: bool,
+    /// The kernel runs on the cube core (`dot` through L1/L0/Mmad/Fixpipe); what it needs there.
+    pub cube: Option<CubeUsage>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -115,6 +121,8 @@ struct Emitter<'a> {
     hoisted: HashSet<OpId>,
     written_params: HashSet<usize>,
     store_uses: HashMap<Value, Vec<OpId>>,
+    /// Every op using a value.
+    all_uses: HashMap<Value, Vec<OpId>>,
     double_buffer: bool,
     looping: bool,
     pos: u32,
@@ -130,6 +138,12 @@ struct Emitter<'a> {
     scratch: Option<String>,
     /// The next result tile may take the place of an operand dying at this op.
     reuse_ok: bool,
+    /// The cube plan when the kernel runs on the AI Cube core.
+    cube: Option<cube::Plan>,
+    /// Cube operands loaded into L0A/L0B and waiting for their dot: value → (queue, tensor).
+    cube_l0: HashMap<Value, (String, String)>,
+    /// Accumulator chains started so far.
+    cube_chains: HashMap<usize, cube::ChainVars>,
 }
 
 const MAX_QUEUES_PER_POS: usize = 4;
@@ -165,6 +179,7 @@ pub fn emit_kernel(
         hoisted: HashSet::new(),
         written_params: HashSet::new(),
         store_uses: HashMap::new(),
+        all_uses: HashMap::new(),
         double_buffer,
         looping: false,
         pos: 0,
@@ -178,7 +193,22 @@ pub fn emit_kernel(
         calc_dma_in_loop: false,
         scratch: None,
         reuse_ok: false,
+        cube: None,
+        cube_l0: HashMap::new(),
+        cube_chains: HashMap::new(),
     };
+    match e.plan_cube()? {
+        Ok(plan) => e.cube = Some(plan),
+        Err(why) => {
+            let span = f
+                .walk()
+                .into_iter()
+                .find(|&o| matches!(f.op(o).op, Op::Dot { .. }))
+                .map(|o| f.op(o).span)
+                .unwrap_or(f.span);
+            e.cube_remark(&why, span);
+        }
+    }
     e.prepare()?;
     e.kernel()
 }
@@ -251,6 +281,9 @@ impl<'a> Emitter<'a> {
     fn prepare(&mut self) -> R<()> {
         for op in self.f.walk() {
             let od = self.f.op(op);
+            for v in od.op.operands() {
+                self.all_uses.entry(v).or_default().push(op);
+            }
             match &od.op {
                 Op::Store { ptr, value, .. } => {
                     self.store_uses.entry(*value).or_default().push(op);
@@ -283,6 +316,10 @@ impl<'a> Emitter<'a> {
                 | Op::Call { .. } => false,
                 Op::Load { ptr, .. } => {
                     self.ptr_base(*ptr).is_some_and(|p| !self.written_params.contains(&p))
+                        && !self
+                            .cube
+                            .as_ref()
+                            .is_some_and(|c| od.results.iter().any(|r| c.operands.contains_key(r)))
                 }
                 _ => true,
             };
@@ -365,7 +402,9 @@ impl<'a> Emitter<'a> {
         for q in &self.queues {
             let _ = writeln!(w, "    AscendC::TQue<AscendC::TPosition::{}, 1> {};", q.pos, q.name);
             let _ = writeln!(w, "    tk_pipe.InitBuffer({}, {nbuf}, {});", q.name, q.bytes);
-            total += q.bytes * nbuf;
+            if matches!(q.pos, "VECIN" | "VECOUT") {
+                total += q.bytes * nbuf;
+            }
         }
         if self.calc.peak > 0 {
             let _ = writeln!(w, "    AscendC::TBuf<AscendC::TPosition::VECCALC> tk_calc;");
@@ -374,12 +413,14 @@ impl<'a> Emitter<'a> {
         }
         self.ub_users.sort_by_key(|u| std::cmp::Reverse(u.1));
         let body = finish_unused(&format!("{pro}{}", self.out));
+        let cube = self.cube.as_ref().map(|p| Self::cube_usage(p, nbuf));
         Ok(Emitted {
             body,
             ub_bytes: total,
             remarks: self.remarks,
             ub_users: self.ub_users,
             double_buffered: self.double_buffer,
+            cube,
         })
     }
 
@@ -1004,6 +1045,23 @@ impl<'a> Emitter<'a> {
             }
         }
         let _ = hoisted;
+        if let Some(plan) = &self.cube {
+            match &opk {
+                Op::Load { ptr, mask, .. } if plan.operands.contains_key(&results[0]) => {
+                    return self.emit_cube_load(op, *ptr, *mask, results[0]);
+                }
+                Op::Dot { a, b, .. } if plan.dots.contains_key(&op) => {
+                    return self.emit_cube_dot(op, *a, *b);
+                }
+                Op::Cast { .. } if plan.casts.contains_key(&results[0]) => return Ok(()),
+                Op::Store { ptr, value, mask } => {
+                    if let Some(c) = self.cube_store_chain(*value) {
+                        return self.emit_cube_store(op, *ptr, *value, *mask, c);
+                    }
+                }
+                _ => {}
+            }
+        }
         match opk {
             Op::Load { ptr, mask, other } => self.emit_load(op, ptr, mask, other, results[0]),
             Op::Store { ptr, value, mask } => self.emit_store(op, ptr, value, mask),
@@ -1032,6 +1090,15 @@ impl<'a> Emitter<'a> {
             }
             Op::Cmp { pred, lhs, rhs } => self.emit_cmp(results[0], pred, lhs, rhs, span),
             Op::Select { cond, on_true, on_false } => self.emit_select(results[0], cond, on_true, on_false, span),
+            Op::Cast { value } if self.fused_cast(results[0], value) => {
+                // Read element by element by the reductions that use it: keep the source tile
+                // alive until the last of them.
+                if let Some(off) = self.tiles.get(&value).and_then(|t| t.calc_off) {
+                    let until = self.lv.last_use.get(&results[0]).copied().unwrap_or(self.pos);
+                    self.calc.extend(off, until);
+                }
+                Ok(())
+            }
             Op::Cast { value } => self.emit_cast(results[0], value, span),
             Op::Reduce { kind, axis, value } => self.emit_reduce(results[0], kind, axis, value, span),
             Op::TopK { value, k } => self.emit_select_rows(&results, value, k, true, span),
@@ -1073,6 +1140,29 @@ impl<'a> Emitter<'a> {
                 .with_note("supported: element-wise math, loads/stores, sum/max/min/argmax/argmin, topk, sort, dot, for, if"),
             )),
         }
+    }
+
+    /// A cast of a bool/integer tile to an integer dtype whose only users are integer
+    /// reductions in the same region (e.g. `sum(mask as i32, axis)`): the reductions run on the
+    /// scalar unit anyway, so they read the source tile through the cast instead of a
+    /// materialised copy, which for counting masks would be 32 times the size of the bits.
+    fn fused_cast(&self, r: Value, value: Value) -> bool {
+        let (Ok(rd), Ok(vd)) = (self.dtype(r), self.dtype(value)) else { return false };
+        if rd.is_float() || rd == DType::Bool || vd.is_float() || self.ty(r).is_scalar() {
+            return false;
+        }
+        if !self.tiles.contains_key(&value) {
+            return false;
+        }
+        let here = self.def_op(r).and_then(|o| self.lv.op_region.get(&o).copied());
+        let uses = self.all_uses.get(&r).map(Vec::as_slice).unwrap_or(&[]);
+        !uses.is_empty()
+            && uses.iter().all(|&u| {
+                matches!(
+                    self.f.op(u).op,
+                    Op::Reduce { kind: ReduceKind::Sum | ReduceKind::Max | ReduceKind::Min, .. }
+                ) && self.lv.op_region.get(&u).copied() == here
+            })
     }
 
     /// True if an op producing a `d` block can stay an index expression.
@@ -2245,25 +2335,61 @@ impl<'a> Emitter<'a> {
         span: Span,
     ) -> R<()> {
         let d = self.dtype(value)?;
-        self.remark(
-            "RA007",
-            "topk/sort run on the scalar unit (repeated selection); the vector Sort/MrgSort path is not implemented yet",
-            span,
-        );
         let src = self.tile(value)?;
         let vt = self.result_tile(results[0], d)?;
         let it = self.result_tile(results[1], DType::I32)?;
-        self.read(&src.var, Pipe::S);
-        self.read(&vt.var, Pipe::S);
-        self.read(&it.var, Pipe::S);
         let cty = ctype(d);
         let rows = src.layout.rows;
         let n = src.layout.cols;
+        // Sort32/MrgSort exist on A2/A3 for half and float; runs of 4095 proposals per merge.
+        let vector =
+            self.soc == Soc::Ascend910B && matches!(d, DType::F32 | DType::F16) && n <= 4096;
+        let mut scratch = None;
+        if vector {
+            self.remark(
+                "RA007",
+                "topk/sort run on the vector unit (Sort32 and MrgSort passes); a row holding NaN or an infinity is selected on the scalar unit instead",
+                span,
+            );
+            let n32 = n.div_ceil(32) * 32;
+            let sc = self.temp_tile(d, &Layout::of(&[n32]), span, "sort scores");
+            let ix = self.temp_tile(DType::I32, &Layout::of(&[n32]), span, "sort indices");
+            // Proposals are 8 bytes: 2 floats or 4 halves each.
+            let per = 8 / d.size_bytes();
+            let pa = self.temp_tile(d, &Layout::of(&[n32 * per]), span, "sort proposals");
+            let pb = self.temp_tile(d, &Layout::of(&[n32 * per]), span, "sort proposals");
+            self.read(&src.var, Pipe::V);
+            scratch = Some((sc.var, ix.var, pa.var, pb.var, n32));
+        } else {
+            self.remark(
+                "RA007",
+                if self.soc == Soc::Ascend910B {
+                    format!("topk/sort of {d} rows of {n} run on the scalar unit (repeated selection): the vector sort takes f16/f32 rows of at most 4096")
+                } else {
+                    format!("topk/sort run on the scalar unit (repeated selection): {} has no Sort32/MrgSort", self.soc)
+                },
+                span,
+            );
+        }
+        self.read(&src.var, Pipe::S);
+        self.read(&vt.var, Pipe::S);
+        self.read(&it.var, Pipe::S);
         self.open(format!("for (uint32_t tk_r = 0; tk_r < {rows}; ++tk_r)"));
-        self.line(format!(
+        let select = format!(
             "tk_select_row<{cty}>({}, {}, tk_r * {}, {}, tk_r * {}, {n}, {k}, {desc});",
             vt.var, it.var, vt.layout.pitch, src.var, src.layout.pitch
-        ));
+        );
+        match scratch {
+            Some((sc, ix, pa, pb, n32)) => {
+                self.open(format!(
+                    "if (!tk_vsort_row<{cty}>({}, {}, tk_r * {}, {}, tk_r * {}, {n}, {k}, {desc}, {sc}, {ix}, {pa}, {pb}, {n32}))",
+                    vt.var, it.var, vt.layout.pitch, src.var, src.layout.pitch
+                ));
+                self.line(select);
+                self.close();
+            }
+            None => self.line(select),
+        }
         self.close();
         self.did(&vt.var, Pipe::S);
         self.did(&it.var, Pipe::S);
@@ -2282,11 +2408,6 @@ impl<'a> Emitter<'a> {
             ));
         }
         self.check_storage(ad, span)?;
-        self.remark(
-            "RA008",
-            "dot runs on the vector unit (Axpy per row and k step); the cube (Mmad) path is not implemented yet",
-            span,
-        );
         let at = self.tile(a)?;
         let bt = self.tile(b)?;
         let ct = self.tile(acc)?;
@@ -2371,6 +2492,14 @@ impl<'a> Emitter<'a> {
         let mut carried: Vec<(Value, Value, Option<Tile>, String)> = Vec::new();
         for (i, (&iv, &r)) in init.iter().zip(results).enumerate() {
             let arg = args[i + 1];
+            if let Some(c) = self.cube.as_ref().and_then(|p| p.acc.get(&arg)).copied() {
+                // An accumulator in L0C, updated in place by the dots of the body.
+                if !self.cube_chains.contains_key(&c) {
+                    self.cube_chain_start(c, span);
+                }
+                carried.push((arg, r, None, String::new()));
+                continue;
+            }
             let ty = self.ty(r).clone();
             if let Elem::Ptr(_) = ty.elem {
                 return Err(err(
@@ -2416,6 +2545,7 @@ impl<'a> Emitter<'a> {
         let mut scalar_assign = Vec::new();
         for ((_, _, tile, var), &y) in carried.iter().zip(&yielded) {
             match tile {
+                None if var.is_empty() => {}
                 None => {
                     let e = self.ix(y, &[])?;
                     scalar_assign.push((var.clone(), e));
@@ -2447,7 +2577,9 @@ impl<'a> Emitter<'a> {
             self.line(format!("{v} = {tmp};"));
         }
         self.exit_scope();
-        self.line("AscendC::PipeBarrier<AscendC::PIPE_V>();");
+        if self.cube.is_none() {
+            self.line("AscendC::PipeBarrier<AscendC::PIPE_V>();");
+        }
         self.loop_end_sync();
         self.looping = was_looping;
         self.close();

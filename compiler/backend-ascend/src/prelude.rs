@@ -136,5 +136,79 @@ __aicore__ inline void tk_select_row(const AscendC::LocalTensor<T>& vals, const 
         pv = bv;
     }
 }
+
+#if !defined(__CCE_AICORE__) || __CCE_AICORE__ != 200
+// The same selection on the vector unit (A2/A3): Sort32 sorts groups of 32 (score, index)
+// proposals, MrgSort merges up to 4 sorted runs per pass, and the first `k` proposals give the
+// indices; values are read back from `src` by index. Sort32/MrgSort order equal scores by
+// position, which is tk's tie rule; ascending order sorts the negated scores; padding lanes hold
+// -inf past every real element. Their order of NaN is not documented, so a row with a NaN (or an
+// infinity, which the check cannot tell apart) returns false and the caller selects on the
+// scalar unit. Scratch: `sc` n32 scores, `ix` n32 indices, `pa`/`pb` n32 proposals (8 bytes).
+template <typename T>
+__aicore__ inline bool tk_vsort_row(const AscendC::LocalTensor<T>& vals, const AscendC::LocalTensor<int32_t>& idx,
+                                    uint32_t out_off, const AscendC::LocalTensor<T>& src, uint32_t src_off, int32_t n,
+                                    int32_t k, bool desc, const AscendC::LocalTensor<T>& sc,
+                                    const AscendC::LocalTensor<int32_t>& ix, const AscendC::LocalTensor<T>& pa,
+                                    const AscendC::LocalTensor<T>& pb, int32_t n32)
+{
+    const int32_t per = 8 / (int32_t)sizeof(T);  // elements of T per proposal
+    // x * 0 is 0 for finite x and NaN for NaN or +-inf; the sum tells whether all are finite.
+    AscendC::Muls(sc, src[src_off], (T)0.0f, n);
+    AscendC::PipeBarrier<AscendC::PIPE_V>();
+    AscendC::ReduceSum(pa, sc, pb, n);
+    AscendC::SetFlag<AscendC::HardEvent::V_S>(0);
+    AscendC::WaitFlag<AscendC::HardEvent::V_S>(0);
+    const float finite = (float)pa.GetValue(0);
+    AscendC::SetFlag<AscendC::HardEvent::S_V>(0);
+    AscendC::WaitFlag<AscendC::HardEvent::S_V>(0);
+    if (finite != 0.0f) {
+        return false;
+    }
+    AscendC::Duplicate(sc, (T)tk_f32_from_bits(0xff800000u), n32);
+    AscendC::CreateVecIndex(ix, (int32_t)0, (uint32_t)n32);
+    AscendC::PipeBarrier<AscendC::PIPE_V>();
+    AscendC::Muls(sc, src[src_off], (T)(desc ? 1.0f : -1.0f), n);
+    AscendC::PipeBarrier<AscendC::PIPE_V>();
+    AscendC::Sort32(pa, sc, ix.template ReinterpretCast<uint32_t>(), n32 / 32);
+    bool in_a = true;
+    for (int32_t len = 32; len < n32; len *= 4) {
+        AscendC::PipeBarrier<AscendC::PIPE_V>();
+        const AscendC::LocalTensor<T>& from = in_a ? pa : pb;
+        const AscendC::LocalTensor<T>& to = in_a ? pb : pa;
+        for (int32_t g = 0; g < n32; g += 4 * len) {
+            uint16_t lens[4] = {0, 0, 0, 0};
+            int32_t queues = 0;
+            for (int32_t q = 0; q < 4 && g + q * len < n32; ++q) {
+                const int32_t rest = n32 - g - q * len;
+                lens[q] = (uint16_t)(rest < len ? rest : len);
+                queues += 1;
+            }
+            if (queues == 1) {
+                AscendC::DataCopy(to[g * per], from[g * per], (uint32_t)(lens[0] * per));
+                continue;
+            }
+            AscendC::MrgSortSrcList<T> list(from[g * per], from[(g + len) * per],
+                                            from[(g + (queues > 2 ? 2 : 1) * len) * per],
+                                            from[(g + (queues > 3 ? 3 : 1) * len) * per]);
+            AscendC::MrgSort4Info info(lens, false, (uint16_t)(queues == 2 ? 3 : queues == 3 ? 7 : 15), 1);
+            AscendC::MrgSort(to[g * per], list, info);
+        }
+        in_a = !in_a;
+    }
+    const AscendC::LocalTensor<uint32_t> sorted = (in_a ? pa : pb).template ReinterpretCast<uint32_t>();
+    AscendC::SetFlag<AscendC::HardEvent::V_S>(0);
+    AscendC::WaitFlag<AscendC::HardEvent::V_S>(0);
+    for (int32_t i = 0; i < k; ++i) {
+        const uint32_t id = sorted.GetValue((uint32_t)i * 2 + 1);
+        vals.SetValue(out_off + (uint32_t)i, src.GetValue(src_off + id));
+        idx.SetValue(out_off + (uint32_t)i, (int32_t)id);
+    }
+    // The next row's vector writes must not overtake these scalar reads.
+    AscendC::SetFlag<AscendC::HardEvent::S_V>(0);
+    AscendC::WaitFlag<AscendC::HardEvent::S_V>(0);
+    return true;
+}
+#endif
 #endif  // TK_ASCEND_PRELUDE
 "#;

@@ -83,6 +83,20 @@ impl Soc {
         self == Soc::Ascend910B
     }
 
+    /// Fixpipe moves cube results from L0C straight to GM on A2/A3 (split AIC/AIV cores); the
+    /// 310P's coupled core writes them through the Unified Buffer instead.
+    pub fn has_fixpipe(self) -> bool {
+        self == Soc::Ascend910B
+    }
+
+    /// AI Cube cores a cube-only kernel can be launched on (910B2: 24 AIC).
+    pub fn cube_cores(self) -> u32 {
+        match self {
+            Soc::Ascend910B => 24,
+            Soc::Ascend310P => 8,
+        }
+    }
+
     /// bf16 storage and casts exist on A2/A3 only.
     pub fn has_bf16(self) -> bool {
         self == Soc::Ascend910B

@@ -150,7 +150,10 @@ fn host_files_and_cmake() {
     assert!(k.tiling_h.contains("struct TkTiling_softmax {"));
     assert!(k.tiling_h.contains("int32_t n_cols;") && k.tiling_h.contains("int64_t stride;"));
     assert!(k.host_cpp.contains("#ifndef ASCENDC_CPU_DEBUG"));
-    assert!(k.host_cpp.contains("softmax<<<blockDim, nullptr, stream>>>(x, y, (uint8_t*)dev);"));
+    assert!(k.host_cpp.contains("#include \"aclrtlaunch_softmax.h\""));
+    assert!(k.host_cpp.contains(
+        "ACLRT_LAUNCH_KERNEL(softmax)(blockDim, (aclrtStream)stream, x, y, (uint8_t*)dev);"
+    ));
     assert!(out.cmake.contains("ascendc_library(tk_kernels SHARED ${TK_KERNEL_SOURCES})"));
     assert!(out.cmake.contains("SOC_VERSION \"Ascend910B1\""));
     insta::assert_snapshot!(k.host_cpp.clone());

@@ -217,3 +217,74 @@ fn datacopypad_is_rejected_on_310p() {
     let (ok, out) = run(&body, &[]);
     assert!(ok, "{out}");
 }
+
+#[test]
+fn cube_reads_of_unwritten_data_and_wrong_memories_are_caught() {
+    // Only 8 of the 16 rows of A are copied in: Mmad over m = 16 reads the other 8.
+    let body = "
+    KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_AIC_ONLY);
+    AscendC::TPipe pipe;
+    AscendC::TQue<AscendC::TPosition::A1, 1> qa1;
+    pipe.InitBuffer(qa1, 1, 1024);
+    AscendC::TQue<AscendC::TPosition::A2, 1> qa2;
+    pipe.InitBuffer(qa2, 1, 1024);
+    AscendC::TQue<AscendC::TPosition::B2, 1> qb2;
+    pipe.InitBuffer(qb2, 1, 1024);
+    AscendC::TQue<AscendC::TPosition::CO1, 1> qc;
+    pipe.InitBuffer(qc, 1, 1024);
+    AscendC::LocalTensor<float> a1 = qa1.AllocTensor<float>();
+    AscendC::DataCopy(a1, gx, AscendC::Nd2NzParams(1, 8, 8, 0, 8, 16, 1, 0));
+    AscendC::LocalTensor<float> a2 = qa2.AllocTensor<float>();
+    AscendC::LoadData2DParams p;
+    p.repeatTimes = 1;
+    AscendC::LoadData(a2, a1, p);
+    AscendC::LocalTensor<float> b2 = qb2.AllocTensor<float>();
+    AscendC::InitConstValue(b2, AscendC::InitConstValueParams<float>(1, 1, 0, 1.0f));
+    AscendC::LocalTensor<float> c = qc.AllocTensor<float>();
+    AscendC::MmadParams mp;
+    mp.m = 16;
+    mp.n = 16;
+    mp.k = 8;
+    AscendC::Mmad(c, a2, b2, mp);
+    qa1.FreeTensor(a1);
+    qa2.FreeTensor(a2);
+    qb2.FreeTensor(b2);
+    qc.FreeTensor(c);";
+    let (ok, out) = run(body, &[]);
+    assert!(!ok);
+    assert!(out.contains("Mmad reads A(8, 0) from L0A data that was never written"), "{out}");
+
+    // The cube core has no Unified Buffer.
+    let body = format!("KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_AIC_ONLY);{PROLOGUE}");
+    let (ok, out) = run(&body, &[]);
+    assert!(!ok && out.contains("an AIC-only kernel (cube core) has no Unified Buffer"), "{out}");
+
+    // Vector APIs work on the UB only; L0A tensors start 512-byte aligned.
+    let body = "
+    AscendC::TPipe pipe;
+    AscendC::TQue<AscendC::TPosition::A1, 1> qa1;
+    pipe.InitBuffer(qa1, 1, 1024);
+    AscendC::TQue<AscendC::TPosition::A2, 1> qa2;
+    pipe.InitBuffer(qa2, 1, 2048);
+    AscendC::LocalTensor<float> a1 = qa1.AllocTensor<float>();
+    AscendC::LocalTensor<float> a2 = qa2.AllocTensor<float>();
+    AscendC::LoadData2DParams p;
+    p.repeatTimes = 1;
+    AscendC::LoadData(a2[8], a1, p);
+    qa1.FreeTensor(a1);
+    qa2.FreeTensor(a2);";
+    let (ok, out) = run(body, &[]);
+    assert!(!ok && out.contains("L0A address 32 is not 512-byte aligned"), "{out}");
+    let body = "
+    AscendC::TPipe pipe;
+    AscendC::TQue<AscendC::TPosition::A1, 1> qa1;
+    pipe.InitBuffer(qa1, 1, 1024);
+    AscendC::LocalTensor<float> a1 = qa1.AllocTensor<float>();
+    AscendC::Muls(a1, a1, 2.0f, 64);
+    qa1.FreeTensor(a1);";
+    let (ok, out) = run(body, &[]);
+    assert!(
+        !ok && out.contains("operand in L1, but this API works on the Unified Buffer"),
+        "{out}"
+    );
+}

@@ -46,6 +46,9 @@ pub struct SimStats {
     pub l0c_to_gm: u64,
     pub vector: u64,
     pub dma: u64,
+    /// Mmad and Sort32/MrgSort instructions.
+    pub cube: u64,
+    pub sort: u64,
 }
 
 impl SimStats {
@@ -153,6 +156,8 @@ pub fn run_sim(
             "dma" => st.dma = v,
             "gm_to_l1" => st.gm_to_l1 = v,
             "l0c_to_gm" => st.l0c_to_gm = v,
+            "cube" => st.cube = v,
+            "sort" => st.sort = v,
             _ => {}
         }
     }
