@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release -q -p tkc
-tkc=target/release/tkc
+tkc="${CARGO_TARGET_DIR:-target}/release/tkc"
 tokens=64
 experts=160
 $tkc check stdlib/moe_gating.tk -D BLOCK_E=$experts -D K=6 -D RENORM=true

@@ -6,4 +6,4 @@ scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
-cargo test --workspace -q 2>&1 | tee target/test-output.txt
+cargo test --workspace -q

@@ -68,7 +68,10 @@ pub fn build(cmd: BuildCmd) -> ExitCode {
         Err(code) => return code,
     };
     let module = c.optimized.as_ref().expect("no errors");
-    let cpu_opts = cpu_options(&cmd.cpu, !cmd.no_checks);
+    let cpu_opts = match cpu_options(&cmd.cpu, !cmd.no_checks) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
     if cmd.emit == Emit::LlvmIr {
         return match tk_backend_cpu::emit_llvm_ir(module, &cpu_opts) {
             Ok(text) => {
@@ -256,19 +259,46 @@ fn write_ascend_bundle(
     Ok(m)
 }
 
-/// CPU backend options from the `--cpu` flag.
-pub fn cpu_options(cpu: &str, checks: bool) -> tk_backend_cpu::CpuOptions {
-    tk_backend_cpu::CpuOptions {
-        target: match cpu {
-            "host" | "native" => tk_backend_cpu::CpuTarget::Host,
-            "portable" | "x86-64-v3" => tk_backend_cpu::CpuTarget::Baseline,
-            other => {
-                tk_backend_cpu::CpuTarget::Named { cpu: other.to_string(), features: String::new() }
-            }
-        },
-        checks,
-        ..Default::default()
-    }
+/// LLVM x86-64 CPU names `--cpu` accepts besides `host` and `portable` (LLVM aborts on names it
+/// does not know, so they are checked here first).
+const KNOWN_CPUS: &[&str] = &[
+    "x86-64",
+    "x86-64-v2",
+    "x86-64-v3",
+    "x86-64-v4",
+    "haswell",
+    "broadwell",
+    "skylake",
+    "skylake-avx512",
+    "cascadelake",
+    "icelake-server",
+    "sapphirerapids",
+    "graniterapids",
+    "alderlake",
+    "znver1",
+    "znver2",
+    "znver3",
+    "znver4",
+    "znver5",
+];
+
+/// CPU backend options from the `--cpu` flag; unknown CPU names are a user error.
+pub fn cpu_options(cpu: &str, checks: bool) -> Result<tk_backend_cpu::CpuOptions, ExitCode> {
+    let target = match cpu {
+        "host" | "native" => tk_backend_cpu::CpuTarget::Host,
+        "portable" | "x86-64-v3" => tk_backend_cpu::CpuTarget::Baseline,
+        other if KNOWN_CPUS.contains(&other) => {
+            tk_backend_cpu::CpuTarget::Named { cpu: other.to_string(), features: String::new() }
+        }
+        other => {
+            eprintln!(
+                "error: unknown --cpu `{other}`; use host, portable, or one of: {}",
+                KNOWN_CPUS.join(", ")
+            );
+            return Err(ExitCode::from(EXIT_USER));
+        }
+    };
+    Ok(tk_backend_cpu::CpuOptions { target, checks, ..Default::default() })
 }
 
 /// What identifies a build besides the target: every source text and the `-D` values.

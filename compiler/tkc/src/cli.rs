@@ -54,7 +54,7 @@ pub enum Command {
     },
     /// Compile for a target and write an artifact bundle (manifest + library)
     Build(crate::build::BuildCmd),
-    /// Run a kernel on the reference interpreter
+    /// Run a kernel: on the reference interpreter, or compiled for the CPU (--target cpu, --check)
     Run(run::RunArgs),
 }
 

@@ -17,6 +17,12 @@ pub const EXIT_USER: u8 = 1;
 pub const EXIT_INTERNAL: u8 = 70;
 
 fn main() -> ExitCode {
+    // Like any Unix filter, stop quietly when the reader of our output goes away
+    // (`tkc check f.tk 2>&1 | head -1`) instead of failing to print and panicking.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = cli::Cli::parse();
     // A panic is a tkc bug: report it as an internal error with a distinct exit code, never as a
     // user error.
