@@ -534,11 +534,7 @@ fn check_grouped_gemm(
     for i in rows * n..(rows + 2) * n {
         c.set(i, ConstValue::Float(sentinel as f64)).unwrap();
     }
-    let g = compile(
-        "moe_grouped_gemm.tk",
-        "grouped_gemm",
-        &[("BM", bm), ("BN", bn), ("BK", bk), ("BLOCK_E", e)],
-    );
+    let g = compile("moe_grouped_gemm.tk", "grouped_gemm", &[("BM", bm), ("BN", bn), ("BK", bk)]);
     let mut bufs =
         vec![Buffer::from_slice(&a), Buffer::from_slice(&w), c, Buffer::from_slice(&offsets)];
     let grid = [(cdiv(rows, bm) + e) as u32, cdiv(n, bn) as u32, 1];
@@ -754,11 +750,7 @@ fn check_layer(t: usize, hidden: usize, inter: usize, e: usize, k: usize, seed: 
         &mut bufs,
         &what,
     );
-    let gg = compile(
-        "moe_grouped_gemm.tk",
-        "grouped_gemm",
-        &[("BM", bm), ("BN", bn), ("BK", bk), ("BLOCK_E", e)],
-    );
+    let gg = compile("moe_grouped_gemm.tk", "grouped_gemm", &[("BM", bm), ("BN", bn), ("BK", bk)]);
     let tiles = (cdiv(n, bm) + e) as u32;
     run(
         &gg,

@@ -166,7 +166,7 @@ fn specs(c: &Config) -> Vec<kernels::Spec> {
             file: "moe_permute.tk",
             defines: d(&[
                 ("BLOCK", PERM_BLOCK.to_string()),
-                ("BLOCK_E", e.clone()),
+                ("BLOCK_E", e),
                 ("BLOCK_R", ROWS_BR.to_string()),
                 ("BLOCK_H", ROWS_BH.to_string()),
             ]),
@@ -177,7 +177,6 @@ fn specs(c: &Config) -> Vec<kernels::Spec> {
                 ("BM", c.gemm[0].to_string()),
                 ("BN", c.gemm[1].to_string()),
                 ("BK", c.gemm[2].to_string()),
-                ("BLOCK_E", e),
             ]),
         },
         kernels::Spec {
