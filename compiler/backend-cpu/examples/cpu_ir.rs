@@ -32,7 +32,8 @@ fn main() {
         return;
     }
     if args.iter().any(|a| a == "--time") {
-        for _ in 0..3 {
+        let reps: usize = std::env::var("TK_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+        for _ in 0..reps {
             let t = Instant::now();
             let a = compile_module(&m, &o).unwrap_or_else(|e| panic!("{e}"));
             eprintln!("compile_module: {:?} ({} bytes)", t.elapsed(), a.library.len());

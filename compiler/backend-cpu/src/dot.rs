@@ -24,6 +24,8 @@ use tk_ir::{DType, Elem, Op, OpData, Value, ValueDef};
 const MR: u64 = 6;
 /// Vectors of a micro-tile along a row.
 const NV: u64 = 2;
+/// Unrolling of the `k` loop.
+const KU: u64 = 4;
 
 struct Dot<'ctx> {
     pa: PointerValue<'ctx>,
@@ -163,7 +165,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                 Ok(self.sc.b.build_int_mul(i, self.i64c(d.k), "ar")?)
             })
             .collect::<R<_>>()?;
-        self.emit_loop(0, d.k, |g, k| {
+        let step = |g: &mut Self, k: IntValue<'ctx>| -> R<()> {
             let brow = g.sc.b.build_int_mul(k, g.i64c(d.n), "br")?;
             let brow = g.sc.b.build_int_add(brow, j0, "br")?;
             let mut bv: Vec<V<'ctx>> = Vec::new();
@@ -192,7 +194,22 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                 }
             }
             Ok(())
-        })?;
+        };
+        // The k loop unrolled by KU: the pass pipeline does not unroll.
+        let (kfull, krest) = (d.k / KU, d.k % KU);
+        if kfull > 0 {
+            self.emit_loop(0, kfull, |g, kk| {
+                let base = g.sc.b.build_int_mul(kk, g.i64c(KU), "k")?;
+                for u in 0..KU {
+                    let k = g.sc.b.build_int_add(base, g.i64c(u), "k")?;
+                    step(g, k)?;
+                }
+                Ok(())
+            })?;
+        }
+        for k in kfull * KU..kfull * KU + krest {
+            step(self, self.i64c(k))?;
+        }
         for r in 0..rows as usize {
             for v in 0..vecs {
                 let x = self.sc.b.build_load(vt, accs[r][v as usize], "c")?;

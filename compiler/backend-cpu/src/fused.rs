@@ -48,6 +48,9 @@ pub(crate) type Map = Vec<Option<u8>>;
 type ChunkBody<'b, 'a, 'ctx> =
     dyn FnMut(&mut Gen<'a, 'ctx>, IntValue<'ctx>, Option<V<'ctx>>) -> R<()> + 'b;
 
+/// Chunks per iteration of an element-wise loop.
+const ELEMENTWISE_UNROLL: u64 = 2;
+
 /// Number of independent vector accumulators of a reduction along the vector dimension.
 const REDUCE_ACCS: u64 = 4;
 
@@ -540,23 +543,41 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         })
     }
 
-    /// The chunks of a dimension of `n` elements: full chunks of `w` lanes in a loop, then the
-    /// tail (with its constant lane mask). `body` gets the first index and the tail mask.
-    fn chunks(&mut self, n: u64, w: u32, body: &mut ChunkBody<'_, 'a, 'ctx>) -> R<()> {
-        let (full, rem) = (n / w as u64, n % w as u64);
-        if full > 0 {
-            self.emit_loop(0, full, |g, c| {
-                let j0 =
-                    if w == 1 { c } else { g.sc.b.build_int_mul(c, g.i64c(w as u64), "j0")? };
-                body(g, j0, None)
+    /// The chunks of a dimension of `n` elements: full chunks of `w` lanes in a loop (`unroll`
+    /// chunks per iteration, the pass pipeline does not unroll), then the tail (with its
+    /// constant lane mask). `body` gets the first index and the tail mask.
+    fn chunks(&mut self, n: u64, w: u32, unroll: u64, body: &mut ChunkBody<'_, 'a, 'ctx>) -> R<()> {
+        let w64 = w as u64;
+        let (full, rem) = (n / w64, n % w64);
+        let u = unroll.max(1);
+        let (iters, left) = (full / u, full % u);
+        if iters > 0 {
+            self.emit_loop(0, iters, |g, c| {
+                let base = if w64 * u == 1 {
+                    c
+                } else {
+                    g.sc.b.build_int_mul(c, g.i64c(w64 * u), "j0")?
+                };
+                for k in 0..u {
+                    let j0 = if k == 0 {
+                        base
+                    } else {
+                        g.sc.b.build_int_add(base, g.i64c(k * w64), "j0")?
+                    };
+                    body(g, j0, None)?;
+                }
+                Ok(())
             })?;
+        }
+        for k in iters * u..iters * u + left {
+            body(self, self.i64c(k * w64), None)?;
         }
         if rem > 0 {
             let bt = self.sc.cx.bool_type();
             let lanes: Vec<IntValue<'ctx>> =
-                (0..w as u64).map(|i| bt.const_int((i < rem) as u64, false)).collect();
+                (0..w64).map(|i| bt.const_int((i < rem) as u64, false)).collect();
             let valid = inkwell::types::VectorType::const_vector(&lanes);
-            body(self, self.i64c(full * w as u64), Some(valid.into()))?;
+            body(self, self.i64c(full * w64), Some(valid.into()))?;
         }
         Ok(())
     }
@@ -628,7 +649,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         let w = self.loop_w(n);
         self.nest(&outer, &mut |g, oc| {
             let oc = oc.to_vec();
-            g.chunks(n as u64, w, &mut |g, j0, valid| {
+            g.chunks(n as u64, w, ELEMENTWISE_UNROLL, &mut |g, j0, valid| {
                 let mut coords = oc.clone();
                 coords.push(j0);
                 g.enter(coords, w, valid);
@@ -800,7 +821,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
                 let done = if naccs > 1 { unrolled * naccs * w as u64 } else { 0 };
                 let rest = n as u64 - done;
                 let acc0 = accs[0];
-                g.chunks(rest, w, &mut |g, j, valid| {
+                g.chunks(rest, w, 1, &mut |g, j, valid| {
                     let j0 = g.sc.b.build_int_add(j, g.i64c(done), "j0")?;
                     let mut coords = oc.clone();
                     coords.push(j0);
@@ -837,7 +858,7 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             let rstrides = row_major_strides(&rty.shape);
             self.nest(&sizes, &mut |g, oc| {
                 let oc = oc.to_vec();
-                g.chunks(n as u64, w, &mut |g, j0, valid| {
+                g.chunks(n as u64, w, 1, &mut |g, j0, valid| {
                     g.sc.b.build_store(acc, ident_v)?;
                     g.emit_loop(0, shape[a] as u64, |g, k| {
                         let mut coords = Vec::with_capacity(r);

@@ -2,8 +2,10 @@
 //!
 //! [`compile_module`] lowers every kernel of an optimised [`tk_ir::Module`] (after the default pass
 //! pipeline: no `call` ops remain) to one exported C function, optimises the LLVM module for the
-//! chosen CPU (`default<O3>` by default), emits an object file and links it into a shared library
-//! with the system C compiler (`$CC`, else `cc`). [`emit_llvm_ir`] returns the LLVM IR text instead.
+//! chosen CPU with a short pass pipeline of its own (see [`CpuOptions::opt_level`]), emits an
+//! object file and links it into a shared library with the system linker (`ld -shared`; `$CC
+//! -shared` when `$CC` is set, or when `ld` fails). [`emit_llvm_ir`] returns the LLVM IR text
+//! instead.
 //!
 //! # ABI of a compiled kernel
 //!
@@ -79,6 +81,7 @@
 
 mod codegen;
 mod dot;
+mod elf;
 mod fused;
 mod lanes;
 mod plan;
@@ -106,7 +109,11 @@ pub enum CpuTarget {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CpuOptions {
     pub target: CpuTarget,
-    /// LLVM optimisation level, 0..=3 (values above 3 mean 3).
+    /// Optimisation level, 0..=3 (values above 3 mean 3). 0 runs no LLVM pass; 1 to 3 run the
+    /// backend's pipeline (SROA, early CSE, instcombine, loop rotation with LICM, GVN, CFG
+    /// simplification: the emitted code is already vectorised and unrolled where it pays, so
+    /// LLVM's vectorisers and unrollers, most of `default<O3>`'s time, are not needed), and set
+    /// the code generator's level.
     pub opt_level: u8,
     /// Check `device_assert`s (a failing one makes the kernel return its trap code).
     pub checks: bool,
