@@ -1,5 +1,6 @@
 //! The integration test binary: one module per concern.
 
+mod book;
 mod common;
 mod diagnostics;
 mod fuzz_frontend;

@@ -42,7 +42,10 @@ pub fn tkc(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
         .status()
         .map_err(|e| format!("cannot run {}: {e}", Path::new(&cargo).display()))?;
     if !status.success() {
-        return Err(format!("`cargo build --release -p tkc` failed ({status})"));
+        return Err(format!(
+            "`cargo build --release -p tkc` failed ({status}); tkc needs LLVM 19 and a C \
+             compiler, which scripts/setup.sh installs"
+        ));
     }
     let p = target_dir().join("release").join("tkc");
     if p.exists() {

@@ -502,7 +502,8 @@ fn run() -> Result<bool, String> {
         let rate = flops(&c, &l.name)
             .map(|fl| format!("{:.1}", fl / l.time.as_secs_f64() / 1e9))
             .unwrap_or_default();
-        println!("{:<26} {:>14} {:>11.2} {:>10}", l.name, g, ms(l.time), rate);
+        let row = format!("{:<26} {:>14} {:>11.2} {:>10}", l.name, g, ms(l.time), rate);
+        println!("{}", row.trim_end());
     }
     println!("{:<26} {:>14} {:>11.2}", "total", "", ms(total));
     if c.runs > 1 {
