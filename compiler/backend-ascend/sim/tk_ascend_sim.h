@@ -223,6 +223,10 @@ struct State {
     std::vector<uint8_t> written[MEM_COUNT];
     uint32_t used[MEM_COUNT] = {};
     int kernel_type = -1;
+    // DMA atomics of UB -> GM copies (SetAtomicAdd/Max/Min ... SetAtomicNone): 0 none, 1 add,
+    // 2 max, 3 min; and the element type they were set for.
+    int atomic_op = 0;
+    const char* atomic_type = nullptr;
     uint32_t queue_buffers[32] = {};
     std::map<std::pair<int, int>, int> flags;  // (event, id) -> pending SetFlag count
     std::vector<std::string> deferred;         // errors found where throwing is impossible
@@ -304,6 +308,8 @@ inline bool launch(uint32_t blockDim, const std::function<void()>& body) {
         }
         for (int m = 0; m < MEM_COUNT; ++m) s.used[m] = 0;
         s.kernel_type = -1;
+        s.atomic_op = 0;
+        s.atomic_type = nullptr;
         std::fill(std::begin(s.queue_buffers), std::end(s.queue_buffers), 0u);
         s.flags.clear();
         s.deferred.clear();
@@ -882,6 +888,57 @@ inline void check_dma_count(uint32_t count, const char* what) {
 }
 }  // namespace detail
 
+// ---- DMA atomics: SetAtomicAdd/Max/Min make the following UB -> GM copies combine with GM ------
+template <typename T>
+inline const char* atomic_type_name() {
+    if (std::is_same<T, float>::value) return "float";
+    if (std::is_same<T, half>::value) return "half";
+    if (std::is_same<T, int32_t>::value) return "int32_t";
+    if (std::is_same<T, int16_t>::value) return "int16_t";
+    if (std::is_same<T, bfloat16_t>::value) return "bfloat16_t";
+    return nullptr;
+}
+namespace detail {
+template <typename T>
+inline void set_atomic(int op, const char* what) {
+    const char* t = atomic_type_name<T>();
+    if (!t) tk_sim::fail(std::string(what) + ": not available for this element type");
+    tk_sim::state().atomic_op = op;
+    tk_sim::state().atomic_type = t;
+}
+// Writes `n` elements from UB to GM, combining them with GM when an atomic mode is set.
+template <typename T>
+inline void gm_store(T* dst, const uint8_t* src, size_t n, const char* what) {
+    tk_sim::State& s = tk_sim::state();
+    if (s.atomic_op == 0) {
+        std::memcpy(dst, src, n * sizeof(T));
+        return;
+    }
+    const char* t = atomic_type_name<T>();
+    if (!t || std::strcmp(s.atomic_type, t) != 0)
+        tk_sim::fail(std::string(what) + ": the atomic mode was set for " + s.atomic_type + ", not for this copy's element type");
+    for (size_t i = 0; i < n; ++i) {
+        T a, b;
+        std::memcpy(&a, dst + i, sizeof(T));
+        std::memcpy(&b, src + i * sizeof(T), sizeof(T));
+        double x = tk_sim::to_d(a), y = tk_sim::to_d(b);
+        double r = s.atomic_op == 1 ? x + y : s.atomic_op == 2 ? (y > x ? y : x) : (y < x ? y : x);
+        T o = tk_sim::from_d<T>(r);
+        std::memcpy(dst + i, &o, sizeof(T));
+    }
+}
+}  // namespace detail
+template <typename T>
+inline void SetAtomicAdd() { detail::set_atomic<T>(1, "SetAtomicAdd"); }
+template <typename T>
+inline void SetAtomicMax() { detail::set_atomic<T>(2, "SetAtomicMax"); }
+template <typename T>
+inline void SetAtomicMin() { detail::set_atomic<T>(3, "SetAtomicMin"); }
+inline void SetAtomicNone() {
+    tk_sim::state().atomic_op = 0;
+    tk_sim::state().atomic_type = nullptr;
+}
+
 // GM -> UB, contiguous.
 template <typename T>
 inline void DataCopy(const LocalTensor<T>& dst, const GlobalTensor<T>& src, const uint32_t count) {
@@ -898,7 +955,7 @@ inline void DataCopy(const GlobalTensor<T>& dst, const LocalTensor<T>& src, cons
     detail::check_dma_count<T>(count, "DataCopy UB->GM");
     src.check_ub(count, "DataCopy UB->GM");
     tk_sim::gm_check(dst.base_, (size_t)count * sizeof(T), "DataCopy UB->GM");
-    std::memcpy(dst.base_, src.addr(0), (size_t)count * sizeof(T));
+    detail::gm_store(dst.base_, src.addr(0), count, "DataCopy UB->GM");
     tk_sim::stats().ub_to_gm_bytes += (uint64_t)count * sizeof(T);
     tk_sim::stats().dma_instrs += 1;
 }
@@ -981,7 +1038,7 @@ inline void DataCopyPad(const GlobalTensor<T>& dst, const LocalTensor<T>& src, c
     for (uint32_t b = 0; b < p.blockCount; ++b) {
         uint8_t* d = (uint8_t*)dst.base_ + (uint64_t)b * (p.blockLen + p.dstStride);
         tk_sim::gm_check(d, p.blockLen, "DataCopyPad UB->GM");
-        std::memcpy(d, src.addr(b * pitch), p.blockLen);
+        detail::gm_store((T*)d, src.addr(b * pitch), p.blockLen / sizeof(T), "DataCopyPad UB->GM");
         tk_sim::stats().ub_to_gm_bytes += p.blockLen;
     }
 #endif

@@ -5,13 +5,19 @@
 //! - **Scalars** become C++ variables on the scalar unit (`sN`); pointer scalars are an element
 //!   offset (`oN`) from a pointer parameter's `GlobalTensor`.
 //! - **Index blocks** (integer, bool and pointer blocks computed from `arange`, splats, program
-//!   ids and parameters) are never materialised: [`Emitter::ix`] turns them into a C++ expression
-//!   of one element at a symbolic index, which is what address computation, masks and the scalar
-//!   fallbacks need. The contiguity analysis of `tk_ir::analysis` then decides whether a load or
-//!   store moves whole rows with `DataCopy`/`DataCopyPad` or element by element on the scalar unit.
+//!   ids, parameters, and element-wise from integer/bool data tiles) are not materialised:
+//!   [`Emitter::ix`] turns them into a C++ expression of one element at a symbolic index (reading
+//!   the data tiles with `GetValue`, whose UB blocks are kept alive until the expression's last
+//!   use), which is what address computation, masks, integer reductions and the scalar fallbacks
+//!   need; a `[256, 256]` comparison of two loaded id vectors costs no UB. The contiguity
+//!   analysis of `tk_ir::analysis` then decides whether a load or store moves whole rows with
+//!   `DataCopy`/`DataCopyPad` or element by element on the scalar unit.
 //! - **Tiles** (float blocks, and integer/bool blocks that hold data) live in UB: loads in `VECIN`
 //!   queues, stored results in `VECOUT` queues (double-buffered when the code loops), everything
 //!   else in one `VECCALC` `TBuf` placed by the static allocator of [`crate::layout`].
+//! - On 910B, kernels whose block work is matrix products run on the cube core instead
+//!   (`cube.rs`); ops without a vector form (cumsum, combine-function reductions and scans,
+//!   histogram) run on the scalar unit and atomics become DMA atomics (`extra.rs`).
 //!
 //! # Structure of a kernel
 //!
@@ -28,6 +34,7 @@
 //! another pipe. This is conservative and not checked by the simulator beyond flag pairing.
 
 mod cube;
+mod extra;
 
 pub use cube::CubeUsage;
 
@@ -123,6 +130,8 @@ struct Emitter<'a> {
     store_uses: HashMap<Value, Vec<OpId>>,
     /// Every op using a value.
     all_uses: HashMap<Value, Vec<OpId>>,
+    /// Calc-buffer offsets of the tiles a lazy block reads.
+    lazy_refs: HashMap<Value, Vec<u64>>,
     double_buffer: bool,
     looping: bool,
     pos: u32,
@@ -180,6 +189,7 @@ pub fn emit_kernel(
         written_params: HashSet::new(),
         store_uses: HashMap::new(),
         all_uses: HashMap::new(),
+        lazy_refs: HashMap::new(),
         double_buffer,
         looping: false,
         pos: 0,
@@ -1028,6 +1038,7 @@ impl<'a> Emitter<'a> {
                 Elem::Scalar(d) => !ty.is_scalar() && self.is_index_op(&opk, d),
             };
             if lazy && !ty.is_scalar() {
+                self.keep_lazy_refs(r, &opk);
                 return Ok(());
             }
             if ty.is_scalar()
@@ -1038,6 +1049,8 @@ impl<'a> Emitter<'a> {
                         | Op::Load { .. }
                         | Op::Reduce { .. }
                         | Op::ReduceWith { .. }
+                        | Op::Atomic { .. }
+                        | Op::AtomicCas { .. }
                         | Op::Call { .. }
                 )
             {
@@ -1107,6 +1120,22 @@ impl<'a> Emitter<'a> {
                 self.emit_select_rows(&results, value, n, descending, span)
             }
             Op::Dot { a, b, acc, .. } => self.emit_dot(results[0], a, b, acc, span),
+            Op::Cumsum { axis, value, reverse } => {
+                self.emit_fold(op, results[0], axis, value, None, true, reverse)
+            }
+            Op::ReduceWith { axis, value, combine } => {
+                self.emit_fold(op, results[0], axis, value, Some(combine), false, false)
+            }
+            Op::ScanWith { axis, value, combine } => {
+                self.emit_fold(op, results[0], axis, value, Some(combine), true, false)
+            }
+            Op::Histogram { value, bins, mask } => {
+                self.emit_histogram(op, results[0], value, bins, mask)
+            }
+            Op::Atomic { op: aop, ptr, value, mask } => {
+                self.emit_atomic(op, Some(aop), ptr, value, mask)
+            }
+            Op::AtomicCas { ptr, value, mask, .. } => self.emit_atomic(op, None, ptr, value, mask),
             Op::For { lo, hi, step, init, body } => self.emit_for(op, lo, hi, step, &init, body, &results),
             Op::If { cond, then_body, else_body } => self.emit_if(op, cond, then_body, else_body, &results),
             Op::DeviceAssert { cond, message } => {
@@ -1137,8 +1166,29 @@ impl<'a> Emitter<'a> {
                     format!("`{}` is not supported by the Ascend backend yet", other.mnemonic()),
                     span,
                 )
-                .with_note("supported: element-wise math, loads/stores, sum/max/min/argmax/argmin, topk, sort, dot, for, if"),
+                .with_note("supported: element-wise math, loads/stores, reductions and scans (also with combine functions), topk, sort, histogram, dot, atomic add/max/min, for, if"),
             )),
+        }
+    }
+
+    /// A lazy block reads the tiles of its operands (directly or through lazy operands) wherever
+    /// it is used: those tiles' calc blocks must live until its last use.
+    fn keep_lazy_refs(&mut self, r: Value, op: &Op) {
+        let until = self.lv.last_use.get(&r).copied().unwrap_or(self.pos);
+        let mut refs = Vec::new();
+        for v in op.operands() {
+            if let Some(off) = self.tiles.get(&v).and_then(|t| t.calc_off) {
+                refs.push(off);
+            }
+            if let Some(rs) = self.lazy_refs.get(&v) {
+                refs.extend(rs.iter().copied());
+            }
+        }
+        for &off in &refs {
+            self.calc.extend(off, until);
+        }
+        if !refs.is_empty() {
+            self.lazy_refs.insert(r, refs);
         }
     }
 
@@ -1170,13 +1220,17 @@ impl<'a> Emitter<'a> {
         if d.is_float() {
             return false;
         }
+        // Integer and bool data tiles count too: the element expression reads them with
+        // GetValue (their calc blocks are kept alive, see `keep_lazy_refs`), which is what the
+        // scalar unit would do to materialise the result anyway, without the memory of e.g. a
+        // [256, 256] comparison of two broadcast vectors.
         let operands_lazy = op.operands().iter().all(|&v| {
             let t = self.ty(v);
             t.is_scalar()
                 || match t.elem {
                     Elem::Ptr(_) => true,
                     Elem::Scalar(od) => {
-                        !od.is_float() && !self.tiles.contains_key(&v) && self.is_lazy_value(v)
+                        !od.is_float() && (self.tiles.contains_key(&v) || self.is_lazy_value(v))
                     }
                 }
         });

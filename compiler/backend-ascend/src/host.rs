@@ -44,6 +44,13 @@ pub fn kernel_signature(name: &str, params: &[crate::ParamInfo]) -> String {
     format!("extern \"C\" __global__ __aicore__ void {}({})", ident(name), args.join(", "))
 }
 
+/// The kernel as the CPU-debug launcher sees it: a plain `extern "C"` function.
+fn host_declaration(name: &str, params: &[crate::ParamInfo]) -> String {
+    let mut args: Vec<String> = ptr_args(params).iter().map(|p| format!("GM_ADDR {p}")).collect();
+    args.push("GM_ADDR tiling".to_string());
+    format!("extern \"C\" void {}({})", ident(name), args.join(", "))
+}
+
 pub fn launcher(name: &str, params: &[crate::ParamInfo], soc: Soc, cores: u32) -> String {
     let id = ident(name);
     let ptrs = ptr_args(params);
@@ -52,11 +59,13 @@ pub fn launcher(name: &str, params: &[crate::ParamInfo], soc: Soc, cores: u32) -
     let _ = writeln!(s, "#include \"{id}_tiling.h\"");
     // On the NPU the kernel is launched through the stub CANN's `ascendc_library` generates
     // (`aclrtlaunch_<name>.h`, ACLRT_LAUNCH_KERNEL), so this file builds with the plain host
-    // compiler; in CPU-debug builds it runs the kernel in the simulation with ICPU_RUN_KF.
+    // compiler; in CPU-debug builds it runs the kernel in the simulation with ICPU_RUN_KF. There
+    // the kernel is an ordinary C function (`__global__ __aicore__` expand to nothing), so it is
+    // declared as one: the device attributes stay in the kernel source alone.
     let _ = writeln!(
         s,
         "#ifndef ASCENDC_CPU_DEBUG\n#include \"acl/acl.h\"\n#include \"aclrtlaunch_{id}.h\"\n#else\n#include \"kernel_operator.h\"\n{};\n#endif\n",
-        kernel_signature(name, params)
+        host_declaration(name, params)
     );
     let _ = writeln!(
         s,
