@@ -3,9 +3,9 @@
 //! [`compile_module`] lowers every kernel of an optimised [`tk_ir::Module`] (after the default pass
 //! pipeline: no `call` ops remain) to one exported C function, optimises the LLVM module for the
 //! chosen CPU with a short pass pipeline of its own (see [`CpuOptions::opt_level`]), emits an
-//! object file and links it into a shared library with the system linker (`ld -shared`; `$CC
-//! -shared` when `$CC` is set, or when `ld` fails). [`emit_llvm_ir`] returns the LLVM IR text
-//! instead.
+//! object file and links it into a shared library: in process (`elf.rs`, a small linker for
+//! exactly what these objects contain), else with the system linker (`ld -shared`, then `cc
+//! -shared`); `$CC -shared` when `$CC` is set. [`emit_llvm_ir`] returns the LLVM IR text instead.
 //!
 //! # ABI of a compiled kernel
 //!
@@ -23,9 +23,9 @@
 //! number of threads at once (the function keeps no global state). It returns 0 on success, or
 //! `n > 0`: the program stopped at trap site `n - 1`, described by [`CpuKernel::traps`] (a failed
 //! `device_assert`, a `for` step that is not positive, an integer division by zero or `MIN / -1`).
-//! Memory written before the trap stays written. Block values live on the stack:
-//! [`CpuKernel::stack_bytes`] is an upper bound of the frame size the runtime's threads need
-//! (plus a little for libm calls).
+//! Memory written before the trap stays written. Materialised block values live on the stack
+//! (fused ones never exist as a whole): [`CpuKernel::stack_bytes`] is an upper bound of the frame
+//! size the runtime's threads need (plus a little for libm calls).
 //!
 //! # Semantics
 //!

@@ -325,6 +325,10 @@ impl Planner<'_> {
                 continue;
             }
             let uop = self.op(u);
+            if matches!(uop, Op::Print { .. }) {
+                // `print` is ignored by this backend: it needs nothing.
+                continue;
+            }
             if is_root(self.m, self.f, uop) {
                 out.push(Cp::Loop(u));
                 continue;

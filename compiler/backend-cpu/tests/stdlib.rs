@@ -134,6 +134,34 @@ fn portable_baseline_and_llvm_ir_text() {
     assert!(ir.contains("define i32 @tk_softmax(ptr"), "{ir}");
 }
 
+fn activation(kernel: &str) {
+    let m = frontend(&stdlib("activations.tk"), &[("BLOCK", "256")]);
+    let l = load(&m, &CpuOptions::default());
+    let n = 1000usize;
+    let mut x = randn(&mut rng(5), n, 6.0);
+    x[0] = f32::NAN;
+    x[1] = f32::INFINITY;
+    x[2] = f32::NEG_INFINITY;
+    x[3] = -0.0;
+    x[4] = 40.0;
+    x[5] = -40.0;
+    let bufs = vec![Buffer::from_slice(&x), zeros(DType::F32, n)];
+    let args = [A::Buf(0), A::Buf(1), A::I64(n as i64)];
+    let grid = [n.div_ceil(256) as u32, 1, 1];
+    let worst = check(&m, &l, kernel, grid, &args, &bufs, &[1], F32_TOL);
+    eprintln!("{kernel}: worst relative error {worst:e}");
+}
+
+#[test]
+fn gelu_erf_polynomial() {
+    activation("gelu_kernel");
+}
+
+#[test]
+fn silu_sigmoid_polynomial() {
+    activation("silu_kernel");
+}
+
 fn gating(renorm: bool) {
     let rn = if renorm { "true" } else { "false" };
     let m = frontend(&stdlib("moe_gating.tk"), &[("BLOCK_E", "160"), ("K", "6"), ("RENORM", rn)]);
