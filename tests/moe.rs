@@ -467,6 +467,23 @@ fn permute_and_unpermute_rows_move_whole_rows() {
             &what,
         );
         let xp = bufs[2].to_vec::<f32>().unwrap();
+        // The scatter form moves the same rows.
+        let scat = compile("moe_permute.tk", "scatter_rows", &defines);
+        let mut sb = vec![
+            Buffer::from_slice(&x),
+            Buffer::from_slice(&pos),
+            Buffer::uninit(DType::F32, n * hidden),
+        ];
+        let sargs = [
+            Arg::Buffer(0),
+            Arg::Buffer(1),
+            Arg::Buffer(2),
+            Arg::i32(n as i32),
+            hid.clone(),
+            Arg::i32(k as i32),
+        ];
+        run(&scat, grid, &sargs, &mut sb, &what);
+        assert_eq!(sb[2].to_vec::<f32>().unwrap(), xp, "{what}: scatter_rows vs permute_rows");
         for r in 0..n {
             let tok = src[r] as usize / k;
             assert_eq!(

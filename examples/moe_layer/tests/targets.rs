@@ -1,6 +1,6 @@
-//! Every MoE stdlib kernel (`moe_routing`, `moe_permute`, `moe_grouped_gemm`, `moe_swiglu`,
-//! `moe_combine`) gives the reference interpreter's results on every target that can run here,
-//! for 8, 160 and 256 experts:
+//! Every MoE stdlib kernel (`moe_gating`, `moe_routing`, `moe_permute`, `moe_grouped_gemm`,
+//! `moe_swiglu`, `moe_combine`) gives the reference interpreter's results on every target that
+//! can run here, for 8, 160 and 256 experts:
 //!
 //! - **CPU**: machine code from `tk-backend-cpu`, loaded from its shared library and called
 //!   through the kernel ABI once per program;
@@ -295,7 +295,7 @@ fn run_ascend(m: &Module, case: &Case) -> Vec<Option<Buffer>> {
         k.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
     let exe = d.join("prog");
     let mut cmd = Command::new("g++");
-    cmd.args(["-std=c++17", "-Wall", "-Werror", "-O1", "-DASCENDC_CPU_DEBUG=1"])
+    cmd.args(["-std=c++17", "-Wall", "-Werror", "-O0", "-DASCENDC_CPU_DEBUG=1"])
         .arg("-I")
         .arg(tk_backend_ascend::sim_include_dir())
         .arg("-I")
@@ -478,6 +478,19 @@ fn cases(s: &Shape, seed: u64) -> Vec<Case> {
     let tiles = n.div_ceil(bm) + e;
     vec![
         Case {
+            file: "moe_gating.tk",
+            kernel: "topk_gating",
+            defines: routing_defines(true),
+            grid: g(t, 1),
+            args: vec![
+                f32s(logits.clone()),
+                sentinel_f32(n),
+                sentinel_i32(n),
+                V::I32(e as i32),
+                V::I64(stride as i64),
+            ],
+        },
+        Case {
             file: "moe_routing.tk",
             kernel: "softmax_topk_routing",
             defines: routing_defines(false),
@@ -546,8 +559,22 @@ fn cases(s: &Shape, seed: u64) -> Vec<Case> {
             defines: vec![("BLOCK_R", "4".into()), ("BLOCK_H", "32".into())],
             grid: g(n.div_ceil(4), h.div_ceil(32)),
             args: vec![
-                f32s(x),
+                f32s(x.clone()),
                 i32s(src),
+                sentinel_f32(n * h),
+                V::I32(n as i32),
+                V::I32(h as i32),
+                V::I32(k as i32),
+            ],
+        },
+        Case {
+            file: "moe_permute.tk",
+            kernel: "scatter_rows",
+            defines: vec![("BLOCK_R", "4".into()), ("BLOCK_H", "32".into())],
+            grid: g(n.div_ceil(4), h.div_ceil(32)),
+            args: vec![
+                f32s(x.clone()),
+                i32s(pos.clone()),
                 sentinel_f32(n * h),
                 V::I32(n as i32),
                 V::I32(h as i32),
