@@ -436,6 +436,28 @@ impl<'a, 'ctx> Sc<'a, 'ctx> {
         self.intrinsic(name, &[x.get_type()], &[x, y])
     }
 
+    /// `fast`, or what `slow` computes (in its own block) when `cond` holds.
+    pub fn select_slow(
+        &self,
+        cond: IntValue<'ctx>,
+        fast: V<'ctx>,
+        slow: impl FnOnce(&Self) -> R<V<'ctx>>,
+    ) -> R<V<'ctx>> {
+        let cur = self.b.get_insert_block().ok_or_else(|| CpuError::Llvm("no block".into()))?;
+        let func = cur.get_parent().ok_or_else(|| CpuError::Llvm("no function".into()))?;
+        let sb = self.cx.append_basic_block(func, "slow");
+        let mb = self.cx.append_basic_block(func, "slow.end");
+        self.b.build_conditional_branch(cond, sb, mb)?;
+        self.b.position_at_end(sb);
+        let y = slow(self)?;
+        let send = self.b.get_insert_block().ok_or_else(|| CpuError::Llvm("no block".into()))?;
+        self.b.build_unconditional_branch(mb)?;
+        self.b.position_at_end(mb);
+        let phi = self.b.build_phi(fast.get_type(), "slow.r")?;
+        phi.add_incoming(&[(&fast, cur), (&y, send)]);
+        Ok(phi.as_basic_value())
+    }
+
     /// Applies `f` to every lane of `v` (scalar code, for operations without a vector form).
     pub fn map_lanes(&self, v: V<'ctx>, f: impl Fn(V<'ctx>) -> R<V<'ctx>>) -> R<V<'ctx>> {
         let n = lanes(v);
@@ -645,7 +667,17 @@ impl<'a, 'ctx> Sc<'a, 'ctx> {
             UnaryOp::Sin | UnaryOp::Cos => {
                 let name = if op == UnaryOp::Sin { "sin" } else { "cos" };
                 let d = self.to_f64(dt, x)?;
-                self.libm(name, d)?
+                // Inline below 2^20; lanes beyond (and NaN) take the C library's exact
+                // reduction, on a branch that no ordinary input reaches.
+                let a = self.un_intr("llvm.fabs", d)?;
+                let big = self.fcmp(Fp::Ugt, a, self.cf(a, 1048576.0));
+                let any = if lanes(big) == 1 {
+                    big
+                } else {
+                    self.intrinsic("llvm.vector.reduce.or", &[big.get_type()], &[big])?
+                };
+                let fast = vmath::sin_cos_f64(self, d, op == UnaryOp::Cos)?;
+                self.select_slow(iv(any)?, fast, |s| s.libm(name, d))?
             }
             UnaryOp::Rsqrt => {
                 // In f64, like the interpreter: 1/sqrt rounded once to f32 is then exact.

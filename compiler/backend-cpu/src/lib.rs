@@ -43,8 +43,9 @@
 //! - f32, f16 and bf16 `exp`, `exp2`, `log`, `log2`, `tanh`, `erf`, `sigmoid` are inline f32
 //!   polynomials (`vmath.rs`, within 1 ulp of the correctly rounded f32 result, 2 for `sigmoid`;
 //!   f16/bf16 round that f32 result, so they can differ from the interpreter in rare ties), the
-//!   same bits on every host; f64 ones, and `sin`/`cos` of every dtype, call the C library in
-//!   f64 and round once, like the interpreter (whose `erf` is its own: results may differ by one
+//!   same bits on every host; their `sin`/`cos` are inline f64 polynomials rounded once
+//!   (lanes beyond 2^20 in magnitude call the C library); f64 transcendentals call the C library
+//!   and round once, like the interpreter (whose `erf` is its own: results may differ by one
 //!   ulp of f64 before rounding); `rsqrt` computes `1/sqrt` in f64 and rounds once;
 //! - f16/bf16 `fma` computes in f64 and rounds (a double rounding that can differ in the last
 //!   bit in rare ties); int → f16/bf16 and f64 → bf16 casts may round twice through f32;

@@ -17,8 +17,9 @@
 //! |           | minimax fits of N. Juffa's `erff`)                             |           |
 //!
 //! (2.1 million inputs per function; the tests assert these bounds and print where the maximum
-//! occurs.) `sin` and `cos` still call the C library in f64 per lane (their range reduction for
-//! huge arguments needs more than a Cody–Waite step).
+//! occurs.) `sin` and `cos` compute in f64 lanes ([`sin_cos_f64`]: fdlibm's kernels after a
+//! two-constant reduction) and round once, which gives the correctly rounded f32 result (0 ulp
+//! over the sweep); lanes with `|x| > 2^20` take the C library's exact reduction on a branch.
 //! Special values follow IEEE: NaN propagates, `exp(-inf) = 0`, `exp(inf) = inf`,
 //! `log(0) = -inf`, `log(x < 0) = NaN`, results that underflow become subnormal or zero.
 //! Denormal inputs and outputs are handled exactly as normal ones (no flush to zero).
@@ -253,4 +254,50 @@ pub(crate) fn erf<'ctx>(s: &Sc<'_, 'ctx>, x: V<'ctx>) -> R<V<'ctx>> {
     // `ugt` sends NaN to the small path, which propagates it.
     let is_small = s.fcmp(Fp::Ugt, s.cf(x, 0.927_734_375), a);
     Ok(s.sel(is_small, small, big))
+}
+
+/// `sin` (or `cos`) of f64 lanes with `|x| <= 2^20`: `x = j·π/2 + r` with a two-part `π/2`
+/// (exact with fused multiply-adds for such `j`), then fdlibm's `__kernel_sin`/`__kernel_cos`
+/// polynomials on `|r| <= π/4` (below 1 ulp of f64), and the quadrant. Rounded to f32 by the
+/// caller, the result is the correctly rounded one except in double-rounding ties.
+pub(crate) fn sin_cos_f64<'ctx>(s: &Sc<'_, 'ctx>, x: V<'ctx>, cos: bool) -> R<V<'ctx>> {
+    let i64t = s.cx.i64_type().into();
+    let magic = s.cf(x, 6_755_399_441_055_744.0); // 1.5 · 2^52
+    let t = s.fadd(s.fmul(x, s.cf(x, std::f64::consts::FRAC_2_PI)), magic);
+    let j = s.fsub(t, magic);
+    let ji = s.sub(s.bitcast(t, i64t), s.bitcast(magic, i64t));
+    let r = s.vfma(s.fneg(j), s.cf(x, std::f64::consts::FRAC_PI_2), x)?;
+    let r = s.vfma(s.fneg(j), s.cf(x, 6.123_233_995_736_766e-17), r)?;
+    let z = s.fmul(r, r);
+    let ps = horner(
+        s,
+        z,
+        &[
+            1.589_690_995_211_55e-10,
+            -2.505_076_025_340_686_3e-8,
+            2.755_731_370_707_006_8e-6,
+            -1.984_126_982_985_795e-4,
+            8.333_333_333_322_49e-3,
+            -1.666_666_666_666_663_2e-1,
+        ],
+    )?;
+    let sin_r = s.vfma(s.fmul(r, z), ps, r)?;
+    let pc = horner(
+        s,
+        z,
+        &[
+            -1.135_964_755_778_819_5e-11,
+            2.087_572_321_298_175e-9,
+            -2.755_731_435_139_066_3e-7,
+            2.480_158_728_947_673e-5,
+            -1.388_888_888_887_411e-3,
+            4.166_666_666_666_66e-2,
+        ],
+    )?;
+    let cos_r = s.vfma(s.fmul(z, z), pc, s.vfma(z, s.cf(x, -0.5), s.cf(x, 1.0))?)?;
+    let q = if cos { s.add(ji, s.ci(ji, 1)) } else { ji };
+    let odd = s.icmp(crate::lanes::Ip::Ne, s.and(q, s.ci(q, 1)), s.ci(q, 0));
+    let neg = s.icmp(crate::lanes::Ip::Ne, s.and(q, s.ci(q, 2)), s.ci(q, 0));
+    let v = s.sel(odd, cos_r, sin_r);
+    Ok(s.sel(neg, s.fneg(v), v))
 }

@@ -122,3 +122,13 @@ fn sigmoid_within_2_ulp() {
 fn erf_within_1_ulp() {
     measure("erf", UnaryOp::Erf, -5.0, 5.0, 1);
 }
+
+#[test]
+fn sin_within_1_ulp() {
+    measure("sin", UnaryOp::Sin, -200.0, 200.0, 1);
+}
+
+#[test]
+fn cos_within_1_ulp() {
+    measure("cos", UnaryOp::Cos, -200.0, 200.0, 1);
+}
