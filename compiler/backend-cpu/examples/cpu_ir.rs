@@ -36,7 +36,13 @@ fn main() {
         for _ in 0..reps {
             let t = Instant::now();
             let a = compile_module(&m, &o).unwrap_or_else(|e| panic!("{e}"));
-            eprintln!("compile_module: {:?} ({} bytes)", t.elapsed(), a.library.len());
+            let st: Vec<(String, u64)> =
+                a.kernels.iter().map(|k| (k.name.clone(), k.stack_bytes)).collect();
+            eprintln!(
+                "compile_module: {:?} ({} bytes, stack {st:?})",
+                t.elapsed(),
+                a.library.len()
+            );
         }
         return;
     }

@@ -1190,8 +1190,11 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
             let r = self.res(od, i)?;
             let ty = self.ty(r)?;
             let slot = self.alloc(ty.elem, ty.numel())?;
-            let lv = self.get(v)?;
-            self.copy_into(slot, lv, ty)?;
+            match self.get(v)? {
+                // A fused initial value (`zeros(...)`) is computed straight into the slot.
+                Lv::L => self.emit_mat_into(v, slot)?,
+                lv => self.copy_into(slot, lv, ty)?,
+            }
             slots.push((r, ty, slot));
         }
         let zero = step_v.get_type().const_zero();

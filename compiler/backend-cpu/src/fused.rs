@@ -672,6 +672,12 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         self.publish(arrs)
     }
 
+    /// Computes the fused value `v` into the array `arr` (a loop-carried slot).
+    pub(crate) fn emit_mat_into(&mut self, v: Value, arr: PointerValue<'ctx>) -> R<()> {
+        let shape = self.ty(v)?.shape.clone();
+        self.elementwise_loop(&shape, &mut |g| g.write_chunk(v, arr))
+    }
+
     /// A block `store` as a fused loop.
     pub(crate) fn emit_store_root(
         &mut self,

@@ -329,6 +329,12 @@ impl Planner<'_> {
                 // `print` is ignored by this backend: it needs nothing.
                 continue;
             }
+            if let Op::For { init, .. } = uop {
+                if init.contains(&v) && self.cheap.get(&v).copied().unwrap_or(false) {
+                    // A cheap initial value is computed straight into the loop's slot.
+                    continue;
+                }
+            }
             if is_root(self.m, self.f, uop) {
                 out.push(Cp::Loop(u));
                 continue;

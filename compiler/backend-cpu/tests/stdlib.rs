@@ -189,9 +189,10 @@ fn topk_gating_e160_k6_renorm() {
     gating(true);
 }
 
-/// Rough single-thread speed of the first cut (run with `--ignored --nocapture`).
+/// Rough single-thread speed (run with `--ignored --nocapture`; `examples/cpu_bench.rs` times
+/// every stdlib kernel on 2 threads next to the C baselines).
 #[test]
-#[ignore]
+#[ignore = "benchmark: run by hand"]
 fn bench_softmax_single_thread() {
     let m = frontend(&stdlib("softmax.tk"), &[("BLOCK", "1024")]);
     let l = load(&m, &CpuOptions::default());
