@@ -209,3 +209,34 @@ fn bench_softmax_single_thread() {
     let gbs = (2 * rows * cols * 4) as f64 / dt.as_secs_f64() / 1e9;
     eprintln!("softmax {rows}x{cols}: {dt:?} ({gbs:.2} GB/s, includes buffer copies)");
 }
+
+/// Every stdlib kernel also compiles for 16-lane AVX-512 and for plain SSE2 x86-64 (this host
+/// cannot run them; the vector widths and masks differ from the host's).
+#[test]
+fn stdlib_compiles_for_avx512_and_sse2() {
+    let targets = [
+        CpuTarget::Named {
+            cpu: "skylake-avx512".into(),
+            features: "+avx512f,+avx512bw,+avx512vl,+avx512dq,+avx2,+fma,+f16c".into(),
+        },
+        CpuTarget::Named { cpu: "x86-64".into(), features: "+sse2".into() },
+    ];
+    let files: [(&str, &[(&str, &str)]); 7] = [
+        ("vector_add.tk", &[]),
+        ("softmax.tk", &[("BLOCK", "200")]),
+        ("layernorm.tk", &[]),
+        ("rmsnorm.tk", &[]),
+        ("activations.tk", &[]),
+        ("matmul.tk", &[("BM", "40"), ("BN", "72"), ("BK", "24")]),
+        ("moe_gating.tk", &[("BLOCK_E", "160"), ("K", "6")]),
+    ];
+    for target in targets {
+        for (file, defines) in files {
+            let m = frontend(&stdlib(file), defines);
+            let opts = CpuOptions { target: target.clone(), ..CpuOptions::default() };
+            let a = tk_backend_cpu::compile_module(&m, &opts)
+                .unwrap_or_else(|e| panic!("{file} for {target:?}: {e}"));
+            assert!(!a.library.is_empty());
+        }
+    }
+}
