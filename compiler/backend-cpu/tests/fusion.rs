@@ -80,6 +80,21 @@ kernel reduce_rules(x: *f32, o: *f32, oi: *i32) {
     store(oi, sum(load(oi + 1 + r) * 3, axis: 0));
     store(oi + 1 + arange(0, 3), max(reshape(load(oi + 1 + arange(0, 9)), [3, 3]), axis: 1));
 }
+
+kernel nested(x: *f32, y: *f32, steps: i32, flag: i32) {
+    let r = arange(0, 12);
+    let e = exp(load(x + r) * 0.5);
+    let idx = r * 2 + 1;
+    let mut acc = zeros([12], f32);
+    for s in range(0, steps) {
+        let v = load(x + 12 + s * 12 + r);
+        acc = acc + v * e + (idx as f32);
+        store(y + 40 + r, acc);
+    }
+    let t = if flag > 0 { e * 2.0 + acc } else { acc - e };
+    store(y + r, t);
+    store(y + 12 + r, e + load(y + 40 + r));
+}
 "#;
 
 fn module() -> tk_ir::Module {
@@ -200,5 +215,17 @@ fn ragged_blocks_of_every_size_up_to_two_vectors() {
             let bufs = vec![Buffer::from_slice(&x), zeros(DType::F32, 80)];
             check(&m, &l, "k", [1, 1, 1], &[A::Buf(0), A::Buf(1), A::I32(n)], &bufs, &[1], F32_TOL);
         }
+    }
+}
+
+#[test]
+fn values_used_inside_loops_and_branches() {
+    let m = module();
+    let l = load(&m, &CpuOptions::default());
+    let x = randn(&mut rng(16), 12 * 5, 2.0);
+    for (steps, flag) in [(0, 1), (1, 0), (4, 1)] {
+        let bufs = vec![Buffer::from_slice(&x), zeros(DType::F32, 52)];
+        let args = [A::Buf(0), A::Buf(1), A::I32(steps), A::I32(flag)];
+        check(&m, &l, "nested", [1, 1, 1], &args, &bufs, &[1], F32_TOL);
     }
 }
