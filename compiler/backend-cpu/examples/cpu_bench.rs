@@ -2,7 +2,8 @@
 //! (contiguous chunks of program ids on 2 threads), next to the C baselines of `bench/` when
 //! `bench/out/libtkbench_c.so` exists. A development aid, not the benchmark suite:
 //! `cargo run --release -p tk-backend-cpu --example cpu_bench -- [vadd|softmax|layernorm|rmsnorm|
-//! matmul] [NAME=VALUE...]`.
+//! matmul] [NAME=VALUE...]` (`TK_NO_BASELINE=1` skips the C baselines). Besides wall times it
+//! prints the process CPU time per run, which says more on a loaded machine.
 
 use std::ffi::c_void;
 use std::path::{Path, PathBuf};
