@@ -113,33 +113,67 @@ fn cpu_seconds() -> f64 {
 }
 
 /// Wall time (min, median) and CPU time per run (min): on a loaded machine the CPU time shows
-/// what the code costs when it does run.
-fn time(name: &str, work: f64, unit: &str, mut f: impl FnMut()) -> Duration {
+/// what the code costs when it does run. With a baseline, the two alternate run by run, so that
+/// both see the same load.
+fn time(name: &str, work: f64, unit: &str, f: impl FnMut()) -> Duration {
+    time2(name, work, unit, f, None::<(&str, fn())>)
+}
+
+fn time2(
+    name: &str,
+    work: f64,
+    unit: &str,
+    mut f: impl FnMut(),
+    mut base: Option<(&str, impl FnMut())>,
+) -> Duration {
     for _ in 0..2 {
         f();
+        if let Some((_, g)) = &mut base {
+            g();
+        }
     }
     let mut ts = Vec::new();
-    let mut cpu = f64::MAX;
+    let mut bs = Vec::new();
+    let (mut cpu, mut bcpu) = (f64::MAX, f64::MAX);
     let start = Instant::now();
-    while ts.len() < 5 || (start.elapsed() < Duration::from_secs(2) && ts.len() < 200) {
+    while ts.len() < 5 || (start.elapsed() < Duration::from_secs(3) && ts.len() < 200) {
         let c = cpu_seconds();
         let t = Instant::now();
         f();
         ts.push(t.elapsed());
         cpu = cpu.min(cpu_seconds() - c);
+        if let Some((_, g)) = &mut base {
+            let c = cpu_seconds();
+            let t = Instant::now();
+            g();
+            bs.push(t.elapsed());
+            bcpu = bcpu.min(cpu_seconds() - c);
+        }
     }
-    ts.sort();
-    let (min, med) = (ts[0], ts[ts.len() / 2]);
-    eprintln!(
-        "  {name:<24} min {:>8.3} ms ({:>6.2} {unit})  median {:>8.3} ms ({:>6.2})  cpu {:>8.3} ms ({:>6.2} per core)  runs {}",
-        min.as_secs_f64() * 1e3,
-        work / min.as_secs_f64() / 1e9,
-        med.as_secs_f64() * 1e3,
-        work / med.as_secs_f64() / 1e9,
-        cpu * 1e3,
-        work / cpu / 1e9,
-        ts.len()
-    );
+    let report = |name: &str, ts: &mut Vec<Duration>, cpu: f64| {
+        ts.sort();
+        let (min, med) = (ts[0], ts[ts.len() / 2]);
+        eprintln!(
+            "  {name:<24} min {:>8.3} ms ({:>6.2} {unit})  median {:>8.3} ms ({:>6.2})  cpu {:>8.3} ms ({:>6.2} per core)  runs {}",
+            min.as_secs_f64() * 1e3,
+            work / min.as_secs_f64() / 1e9,
+            med.as_secs_f64() * 1e3,
+            work / med.as_secs_f64() / 1e9,
+            cpu * 1e3,
+            work / cpu / 1e9,
+            ts.len()
+        );
+        (min, med)
+    };
+    let (min, med) = report(name, &mut ts, cpu);
+    if let Some((bname, _)) = base {
+        let (bmin, bmed) = report(bname, &mut bs, bcpu);
+        eprintln!(
+            "  tk speed vs {bname}: {:.2}x by median, {:.2}x by min",
+            bmed.as_secs_f64() / med.as_secs_f64(),
+            bmin.as_secs_f64() / min.as_secs_f64()
+        );
+    }
     min
 }
 
@@ -181,13 +215,43 @@ fn main() {
         let a = [slot(&x.ptr), slot(&y.ptr), slot(&z.ptr), slot(&nn)];
         let work = (3 * n * 4) as f64;
         eprintln!("vector add 2^24 (BLOCK={block})");
-        time("tk", work, "GB/s", || launch(*f, [n.div_ceil(block) as u32, 1, 1], &a));
+        let tk = || launch(*f, [n.div_ceil(block) as u32, 1, 1], &a);
+        match &c {
+            Some(c) => {
+                type F = unsafe extern "C" fn(*const f32, *const f32, *mut f32, i64, i32);
+                // SAFETY: bench/c/vector_add.c.
+                let g: libloading::Symbol<F> = unsafe { c.get(b"c_vector_add") }.unwrap();
+                let base = || unsafe { g(x.ptr, y.ptr, z.ptr, nn, 2) };
+                time2("tk", work, "GB/s", tk, Some(("C -O3 OpenMP", base)));
+            }
+            None => {
+                time("tk", work, "GB/s", tk);
+            }
+        }
         assert!(z.slice().iter().all(|&v| v == 1.0));
-        if let Some(c) = &c {
-            type F = unsafe extern "C" fn(*const f32, *const f32, *mut f32, i64, i32);
-            // SAFETY: bench/c/vector_add.c.
-            let g: libloading::Symbol<F> = unsafe { c.get(b"c_vector_add") }.unwrap();
-            time("C -O3 OpenMP", work, "GB/s", || unsafe { g(x.ptr, y.ptr, z.ptr, nn, 2) });
+        if std::env::var_os("TK_RUST_REF").is_some() {
+            // The same launch scheme around a plain Rust loop: what the harness itself costs.
+            let (xp, yp, zp) = (x.ptr as usize, y.ptr as usize, z.ptr as usize);
+            time("Rust loop, same launch", work, "GB/s", || {
+                std::thread::scope(|s| {
+                    for t in 0..THREADS {
+                        s.spawn(move || {
+                            let (a, b) = (n * t / THREADS, n * (t + 1) / THREADS);
+                            // SAFETY: disjoint halves of the buffers.
+                            let (x, y, z) = unsafe {
+                                (
+                                    std::slice::from_raw_parts(xp as *const f32, n),
+                                    std::slice::from_raw_parts(yp as *const f32, n),
+                                    std::slice::from_raw_parts_mut(zp as *mut f32, n),
+                                )
+                            };
+                            for i in a..b {
+                                z[i] = x[i] + y[i];
+                            }
+                        });
+                    }
+                });
+            });
         }
     }
     let (rows, cols) = (4096usize, 1024usize);
@@ -266,14 +330,18 @@ fn main() {
             let f: libloading::Symbol<KernelFn> = unsafe { lib.get(b"tk_rmsnorm") }.unwrap();
             let a = [slot(&x.ptr), slot(&w.ptr), slot(&y.ptr), slot(&nc), slot(&st), slot(&eps)];
             eprintln!("rmsnorm {rows}x{cols}");
-            time("tk", work, "GB/s", || launch(*f, [rows as u32, 1, 1], &a));
-            if let Some(c) = &c {
-                type F = unsafe extern "C" fn(*const f32, *const f32, *mut f32, i32, i32, f32, i32);
-                // SAFETY: bench/c/rmsnorm.c.
-                let g: libloading::Symbol<F> = unsafe { c.get(b"c_rmsnorm") }.unwrap();
-                time("C -O3 OpenMP", work, "GB/s", || unsafe {
-                    g(x.ptr, w.ptr, y.ptr, rows as i32, cols as i32, eps, 2)
-                });
+            let tk = || launch(*f, [rows as u32, 1, 1], &a);
+            match &c {
+                Some(c) => {
+                    type F = unsafe extern "C" fn(*const f32, *const f32, *mut f32, i32, i32, f32, i32);
+                    // SAFETY: bench/c/rmsnorm.c.
+                    let g: libloading::Symbol<F> = unsafe { c.get(b"c_rmsnorm") }.unwrap();
+                    let base = || unsafe { g(x.ptr, w.ptr, y.ptr, rows as i32, cols as i32, eps, 2) };
+                    time2("tk", work, "GB/s", tk, Some(("C -O3 OpenMP", base)));
+                }
+                None => {
+                    time("tk", work, "GB/s", tk);
+                }
             }
         }
     }
@@ -298,19 +366,22 @@ fn main() {
         let args = [slot(&a.ptr), slot(&b.ptr), slot(&cc.ptr), slot(&nn), slot(&nn), slot(&nn)];
         let work = 2.0 * (n * n * n) as f64;
         eprintln!("matmul {n}^3 {d:?}");
-        time("tk", work, "GFLOP/s", || {
-            launch(*f, [n.div_ceil(bm) as u32, n.div_ceil(bn) as u32, 1], &args)
-        });
+        let tk = || launch(*f, [n.div_ceil(bm) as u32, n.div_ceil(bn) as u32, 1], &args);
+        tk();
         let want: f32 = (0..n).map(|k| a.slice()[3 * n + k] * b.slice()[k * n + 5]).sum();
         let got = cc.slice()[3 * n + 5];
         assert!((want - got).abs() <= 1e-3 * want.abs().max(1.0), "c[3,5] = {got}, want {want}");
-        if let Some(c) = &c {
-            type F = unsafe extern "C" fn(*const f32, *const f32, *mut f32, i32, i32, i32, i32);
-            // SAFETY: bench/c/blas.c.
-            let g: libloading::Symbol<F> = unsafe { c.get(b"c_sgemm") }.unwrap();
-            time("OpenBLAS sgemm", work, "GFLOP/s", || unsafe {
-                g(a.ptr, b.ptr, cc.ptr, nn, nn, nn, 2)
-            });
+        match &c {
+            Some(c) => {
+                type F = unsafe extern "C" fn(*const f32, *const f32, *mut f32, i32, i32, i32, i32);
+                // SAFETY: bench/c/blas.c.
+                let g: libloading::Symbol<F> = unsafe { c.get(b"c_sgemm") }.unwrap();
+                let base = || unsafe { g(a.ptr, b.ptr, cc.ptr, nn, nn, nn, 2) };
+                time2("tk", work, "GFLOP/s", tk, Some(("OpenBLAS sgemm", base)));
+            }
+            None => {
+                time("tk", work, "GFLOP/s", tk);
+            }
         }
     }
 }

@@ -116,6 +116,7 @@ fn lower_kernel<'ctx>(
         vw,
         chunk: None,
         memo: HashMap::new(),
+        forced: Default::default(),
     };
     g.info = analysis::analyze(ir, f, &ParamHints::none());
     g.plan = plan::plan(ir, f, &g.info);
@@ -166,6 +167,8 @@ pub(crate) struct Gen<'a, 'ctx> {
     pub chunk: Option<Chunk<'ctx>>,
     /// Values computed in the current chunk, by value, map and lanes.
     pub memo: HashMap<(Value, Map, u32), BasicValueEnum<'ctx>>,
+    /// Masks known to be on everywhere in the loop version being emitted.
+    pub forced: std::collections::HashSet<Value>,
 }
 
 /// `(outer, n, inner)` of `shape` around `axis`.

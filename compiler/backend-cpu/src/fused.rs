@@ -28,7 +28,7 @@ use crate::codegen::{Gen, Lv, R};
 use crate::lanes::{iv, lanes, pv, V};
 use crate::plan::squeezed;
 use inkwell::values::{IntValue, PointerValue};
-use tk_ir::{DType, Elem, Op, OpData, OpId, ReduceKind, Type, Value};
+use tk_ir::{BinaryOp, DType, Elem, Op, OpData, OpId, ReduceKind, Type, UnaryOp, Value};
 
 /// The coordinates of the chunk being emitted.
 #[derive(Clone, Debug)]
@@ -157,6 +157,10 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         let ty = self.ty(v)?;
         if ty.is_scalar() {
             return self.scalar(v);
+        }
+        if self.forced.contains(&v) {
+            // A mask this version of the loop knows to be on everywhere.
+            return Ok(self.sc.all_true(lanes));
         }
         let key = (v, map.clone(), lanes);
         if let Some(&x) = self.memo.get(&key) {
@@ -336,8 +340,8 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
     /// The mask of a masked access at the chunk: the user's mask (if any) and the tail's.
     fn access_mask(&mut self, mask: Option<Value>, map: &Map, lanes: u32) -> R<Option<V<'ctx>>> {
         let m = match mask {
-            Some(m) => Some(self.ev(m, map, lanes)?),
-            None => None,
+            Some(m) if !self.forced.contains(&m) => Some(self.ev(m, map, lanes)?),
+            _ => None,
         };
         let valid = if lanes > 1 { self.chunk()?.valid } else { None };
         Ok(match (m, valid) {
@@ -350,7 +354,9 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
     /// so that a part that is one value per row (`rows < M` in `rows[:, None] < M && cols < N`)
     /// is tested as a scalar instead of being widened to lanes first.
     fn all_lanes(&mut self, mask: Option<Value>, map: &Map, lanes: u32) -> R<IntValue<'ctx>> {
-        let Some(m) = mask else { return Ok(self.sc.cx.bool_type().const_int(1, false)) };
+        let Some(m) = mask.filter(|m| !self.forced.contains(m)) else {
+            return Ok(self.sc.cx.bool_type().const_int(1, false));
+        };
         let l = self.sub_lanes(map, lanes)?;
         if l == 1 {
             return iv(self.eval(m, map, 1)?);
@@ -637,6 +643,154 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         Ok(())
     }
 
+    /// The masks of the loads reached from `roots` through fused values (and `extra`), or none
+    /// when the loop also computes something expensive (a transcendental function, a float
+    /// division), whose cost hides the mask tests: such loops are not worth two copies.
+    fn access_masks(&self, roots: &[Value], extra: Option<Value>) -> R<Vec<Value>> {
+        let mut out: Vec<Value> = extra.into_iter().collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut stack: Vec<Value> = roots.to_vec();
+        stack.extend(extra);
+        while let Some(v) = stack.pop() {
+            if !seen.insert(v) || self.ty(v)?.is_scalar() {
+                continue;
+            }
+            let fused = matches!(self.get(v)?, Lv::L) || self.plan.cheap.contains(&v);
+            let Some(id) = self.f.defining_op(v).filter(|_| fused) else { continue };
+            let op = &self.f.op(id).op;
+            match op {
+                Op::Load { mask: Some(m), .. } if !out.contains(m) => out.push(*m),
+                Op::Unary { op, .. }
+                    if op.float_only()
+                        && !matches!(op, UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Sqrt) =>
+                {
+                    return Ok(Vec::new());
+                }
+                Op::Binary { op: BinaryOp::Div | BinaryOp::Rem, lhs, .. }
+                    if self.dtype(*lhs).is_ok_and(|d| d.is_float()) =>
+                {
+                    return Ok(Vec::new());
+                }
+                _ => {}
+            }
+            stack.extend(op.operands());
+        }
+        Ok(out)
+    }
+
+    /// `v` (a block) at one element, as a scalar, outside any loop.
+    fn eval_at(&mut self, v: Value, index: &[u64]) -> R<V<'ctx>> {
+        let saved = (self.chunk.take(), std::mem::take(&mut self.memo));
+        self.chunk = Some(Chunk {
+            coords: index.iter().map(|&i| self.i64c(i)).collect(),
+            w: 1,
+            valid: None,
+        });
+        let r = self.eval(v, &ident(index.len()), 1);
+        (self.chunk, self.memo) = saved;
+        r
+    }
+
+    /// The largest (or smallest) element of `v` as a scalar, when the axis analysis says where
+    /// it is: `v` is one value, or increases by one along a single dimension and is constant
+    /// along the others.
+    fn extreme(&mut self, v: Value, largest: bool) -> R<Option<V<'ctx>>> {
+        let shape = self.ty(v)?.shape.clone();
+        let Some(info) = self.info.get(v) else { return Ok(None) };
+        let mut index = vec![0u64; shape.len()];
+        let mut varying = 0;
+        for (d, &n) in shape.iter().enumerate() {
+            let n = n as u64;
+            if n == 1 || info.constancy.get(d) == Some(&n) {
+                continue;
+            }
+            if info.contiguity.get(d) != Some(&n) {
+                return Ok(None);
+            }
+            varying += 1;
+            if largest {
+                index[d] = n - 1;
+            }
+        }
+        if varying > 1 {
+            return Ok(None);
+        }
+        Ok(Some(self.eval_at(v, &index)?))
+    }
+
+    /// A scalar that is true when every element of the mask `m` is on, computed once before a
+    /// loop, for masks built from `and`s of comparisons between an index that increases along
+    /// one dimension and a bound (`offs < n`, `rows[:, None] < M && cols[None, :] < N`).
+    fn block_all(&mut self, m: Value) -> R<Option<IntValue<'ctx>>> {
+        if self.ty(m)?.is_scalar() {
+            return Ok(Some(iv(self.scalar(m)?)?));
+        }
+        let fused = matches!(self.get(m)?, Lv::L) || self.plan.cheap.contains(&m);
+        let Some(id) = self.f.defining_op(m).filter(|_| fused) else { return Ok(None) };
+        let f = self.f;
+        match &f.op(id).op {
+            Op::Splat { value } => Ok(Some(iv(self.scalar(*value)?)?)),
+            Op::Broadcast { value } | Op::ExpandDims { value, .. } | Op::Reshape { value } => {
+                self.block_all(*value)
+            }
+            Op::Binary { op: tk_ir::BinaryOp::And, lhs, rhs } => {
+                let (Some(a), Some(b)) = (self.block_all(*lhs)?, self.block_all(*rhs)?) else {
+                    return Ok(None);
+                };
+                Ok(Some(self.sc.b.build_and(a, b, "ball")?))
+            }
+            Op::Cmp { pred, lhs, rhs } => {
+                use tk_ir::CmpPred::*;
+                let lhs_largest = match pred {
+                    Lt | Le => true,
+                    Gt | Ge => false,
+                    Eq | Ne => return Ok(None),
+                };
+                let dt = self.dtype(*lhs)?;
+                let (Some(a), Some(b)) =
+                    (self.extreme(*lhs, lhs_largest)?, self.extreme(*rhs, !lhs_largest)?)
+                else {
+                    return Ok(None);
+                };
+                Ok(Some(iv(self.sc.cmp(*pred, dt, a, b)?)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Emits a loop `body` once, or twice when every mask of the loop's memory accesses has a
+    /// block-wide test (`block_all`): a first copy for the programs whose masks are on
+    /// everywhere (no mask tests, `where(mask, a, b)` is `a`), and the general one.
+    fn versioned(&mut self, masks: Vec<Value>, body: &mut dyn FnMut(&mut Self) -> R<()>) -> R<()> {
+        if masks.is_empty() {
+            return body(self);
+        }
+        let mut all = None;
+        for &m in &masks {
+            let Some(c) = self.block_all(m)? else { return body(self) };
+            all = Some(match all {
+                None => c,
+                Some(a) => self.sc.b.build_and(a, c, "ball")?,
+            });
+        }
+        let Some(all) = all else { return body(self) };
+        let fast = self.block("all.on");
+        let slow = self.block("some.off");
+        let end = self.block("versions.end");
+        self.sc.b.build_conditional_branch(all, fast, slow)?;
+        self.sc.b.position_at_end(fast);
+        self.forced = masks.iter().copied().collect();
+        let r = body(self);
+        self.forced.clear();
+        r?;
+        self.sc.b.build_unconditional_branch(end)?;
+        self.sc.b.position_at_end(slow);
+        body(self)?;
+        self.sc.b.build_unconditional_branch(end)?;
+        self.sc.b.position_at_end(end);
+        Ok(())
+    }
+
     /// A loop over `shape` calling `body` once per chunk (after entering it).
     fn elementwise_loop(
         &mut self,
@@ -668,14 +822,17 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         arrs.retain(|a| a.0 != v);
         arrs.insert(0, (v, arr));
         let shape = ty.shape.clone();
-        self.elementwise_loop(&shape, &mut |g| g.write_piggy(&arrs))?;
+        let roots: Vec<Value> = arrs.iter().map(|a| a.0).collect();
+        let masks = self.access_masks(&roots, None)?;
+        self.versioned(masks, &mut |g| g.elementwise_loop(&shape, &mut |g| g.write_piggy(&arrs)))?;
         self.publish(arrs)
     }
 
     /// Computes the fused value `v` into the array `arr` (a loop-carried slot).
     pub(crate) fn emit_mat_into(&mut self, v: Value, arr: PointerValue<'ctx>) -> R<()> {
         let shape = self.ty(v)?.shape.clone();
-        self.elementwise_loop(&shape, &mut |g| g.write_chunk(v, arr))
+        let masks = self.access_masks(&[v], None)?;
+        self.versioned(masks, &mut |g| g.elementwise_loop(&shape, &mut |g| g.write_chunk(v, arr)))
     }
 
     /// A block `store` as a fused loop.
@@ -692,70 +849,73 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         let arrs = self.piggy_arrays(id)?;
         let shape = ty.shape.clone();
         let map = ident(shape.len());
-        self.elementwise_loop(&shape, &mut |g| {
-            let w = g.chunk()?.w;
-            let x = g.ev(value, &map, w)?;
-            let m = g.access_mask(mask, &map, w)?;
-            let xm = g.reg_to_mem(elem, x);
-            match g.access_kind(ptr, &map, w, eb)? {
-                Access::Scalar => {
-                    let p = pv(g.ev(ptr, &map, 1)?)?;
-                    match m {
-                        None => g.store_mem(p, elem, x)?,
-                        Some(m) => g.emit_if(iv(m)?, |g| g.store_mem(p, elem, x))?,
-                    }
-                }
-                Access::Contiguous(align) => {
-                    let p = pv(g.ev(ptr, &map, 1)?)?;
-                    let plain = |g: &mut Self| -> R<()> {
-                        let st = g.sc.b.build_store(p, xm)?;
-                        let _ = st.set_alignment(align);
-                        Ok(())
-                    };
-                    let masked = |g: &mut Self, m: V<'ctx>| -> R<()> {
-                        let al = g.sc.cx.i32_type().const_int(align as u64, false).into();
-                        g.sc.intrinsic_void(
-                            "llvm.masked.store",
-                            &[xm.get_type(), p.get_type().into()],
-                            &[xm, p.into(), al, m],
-                        )
-                    };
-                    match m {
-                        None => plain(g)?,
-                        Some(m) if g.chunk()?.valid.is_some() => masked(g, m)?,
-                        Some(m) => {
-                            let all = g.all_lanes(mask, &map, w)?;
-                            let tb = g.block("st.all");
-                            let eb = g.block("st.some");
-                            let mb = g.block("st.end");
-                            g.sc.b.build_conditional_branch(all, tb, eb)?;
-                            g.sc.b.position_at_end(tb);
-                            plain(g)?;
-                            g.sc.b.build_unconditional_branch(mb)?;
-                            g.sc.b.position_at_end(eb);
-                            masked(g, m)?;
-                            g.sc.b.build_unconditional_branch(mb)?;
-                            g.sc.b.position_at_end(mb);
+        let masks = self.access_masks(&[ptr, value], mask)?;
+        self.versioned(masks, &mut |g| {
+            g.elementwise_loop(&shape, &mut |g| {
+                let w = g.chunk()?.w;
+                let x = g.ev(value, &map, w)?;
+                let m = g.access_mask(mask, &map, w)?;
+                let xm = g.reg_to_mem(elem, x);
+                match g.access_kind(ptr, &map, w, eb)? {
+                    Access::Scalar => {
+                        let p = pv(g.ev(ptr, &map, 1)?)?;
+                        match m {
+                            None => g.store_mem(p, elem, x)?,
+                            Some(m) => g.emit_if(iv(m)?, |g| g.store_mem(p, elem, x))?,
                         }
                     }
+                    Access::Contiguous(align) => {
+                        let p = pv(g.ev(ptr, &map, 1)?)?;
+                        let plain = |g: &mut Self| -> R<()> {
+                            let st = g.sc.b.build_store(p, xm)?;
+                            let _ = st.set_alignment(align);
+                            Ok(())
+                        };
+                        let masked = |g: &mut Self, m: V<'ctx>| -> R<()> {
+                            let al = g.sc.cx.i32_type().const_int(align as u64, false).into();
+                            g.sc.intrinsic_void(
+                                "llvm.masked.store",
+                                &[xm.get_type(), p.get_type().into()],
+                                &[xm, p.into(), al, m],
+                            )
+                        };
+                        match m {
+                            None => plain(g)?,
+                            Some(m) if g.chunk()?.valid.is_some() => masked(g, m)?,
+                            Some(m) => {
+                                let all = g.all_lanes(mask, &map, w)?;
+                                let tb = g.block("st.all");
+                                let eb = g.block("st.some");
+                                let mb = g.block("st.end");
+                                g.sc.b.build_conditional_branch(all, tb, eb)?;
+                                g.sc.b.position_at_end(tb);
+                                plain(g)?;
+                                g.sc.b.build_unconditional_branch(mb)?;
+                                g.sc.b.position_at_end(eb);
+                                masked(g, m)?;
+                                g.sc.b.build_unconditional_branch(mb)?;
+                                g.sc.b.position_at_end(mb);
+                            }
+                        }
+                    }
+                    Access::Uniform | Access::Gather => {
+                        // Lanes to one address are written in lane order (the last one wins), as
+                        // `llvm.masked.scatter` defines.
+                        let ps = g.ev(ptr, &map, w)?;
+                        let m = match m {
+                            Some(m) => m,
+                            None => g.sc.all_true(w),
+                        };
+                        let al = g.sc.cx.i32_type().const_int(eb as u64, false).into();
+                        g.sc.intrinsic_void(
+                            "llvm.masked.scatter",
+                            &[xm.get_type(), ps.get_type()],
+                            &[xm, ps, al, m],
+                        )?;
+                    }
                 }
-                Access::Uniform | Access::Gather => {
-                    // Lanes to one address are written in lane order (the last one wins), as
-                    // `llvm.masked.scatter` defines.
-                    let ps = g.ev(ptr, &map, w)?;
-                    let m = match m {
-                        Some(m) => m,
-                        None => g.sc.all_true(w),
-                    };
-                    let al = g.sc.cx.i32_type().const_int(eb as u64, false).into();
-                    g.sc.intrinsic_void(
-                        "llvm.masked.scatter",
-                        &[xm.get_type(), ps.get_type()],
-                        &[xm, ps, al, m],
-                    )?;
-                }
-            }
-            g.write_piggy(&arrs)
+                g.write_piggy(&arrs)
+            })
         })?;
         self.publish(arrs)
     }
@@ -786,139 +946,161 @@ impl<'a, 'ctx> Gen<'a, 'ctx> {
         let map = ident(r);
         let acc_t = self.sc.vty(self.sc.acc_ty(dt), w);
         let ident_v = self.sc.acc_identity(kind, dt, w)?;
-        let mut scalar_result = None;
-        if a == r - 1 {
-            let outer: Vec<u64> = shape[..r - 1].iter().map(|&d| d as u64).collect();
-            let full = n as u64 / w as u64;
-            let naccs = if full >= 2 * REDUCE_ACCS { REDUCE_ACCS } else { 1 };
-            let accs: Vec<PointerValue<'ctx>> =
-                (0..naccs).map(|_| self.ab.build_alloca(acc_t, "acc")).collect::<Result<_, _>>()?;
-            self.nest(&outer, &mut |g, oc| {
-                for &acc in &accs {
-                    g.sc.b.build_store(acc, ident_v)?;
-                }
-                let step = |g: &mut Self, acc: PointerValue<'ctx>| -> R<()> {
-                    let x = g.ev(value, &map, w)?;
-                    let mut x = g.sc.to_acc(dt, x)?;
-                    if let Some(valid) = g.chunk()?.valid {
-                        x = g.sc.sel(valid, x, ident_v);
-                    }
-                    let cur = g.sc.b.build_load(acc_t, acc, "acc")?;
-                    let nv = g.sc.accumulate(kind, dt, cur, x)?;
-                    g.sc.b.build_store(acc, nv)?;
-                    g.write_piggy(&arrs)
-                };
-                let oc = oc.to_vec();
-                let unrolled = full / naccs;
-                if naccs > 1 {
-                    g.emit_loop(0, unrolled, |g, c| {
-                        for (u, &acc) in accs.iter().enumerate() {
-                            let base = g.sc.b.build_int_mul(c, g.i64c(naccs * w as u64), "c")?;
-                            let j0 =
-                                g.sc.b.build_int_add(base, g.i64c(u as u64 * w as u64), "j0")?;
-                            let mut coords = oc.clone();
-                            coords.push(j0);
-                            g.enter(coords, w, None);
-                            step(g, acc)?;
-                        }
-                        Ok(())
-                    })?;
-                }
-                let done = if naccs > 1 { unrolled * naccs * w as u64 } else { 0 };
-                let rest = n as u64 - done;
-                let acc0 = accs[0];
-                g.chunks(rest, w, 1, &mut |g, j, valid| {
-                    let j0 = g.sc.b.build_int_add(j, g.i64c(done), "j0")?;
-                    let mut coords = oc.clone();
-                    coords.push(j0);
-                    g.enter(coords, w, valid);
-                    step(g, acc0)
-                })?;
-                g.leave();
-                let mut tot = g.sc.b.build_load(acc_t, accs[0], "acc")?;
-                for &acc in &accs[1..] {
-                    let x = g.sc.b.build_load(acc_t, acc, "acc")?;
-                    tot = g.sc.accumulate(kind, dt, tot, x)?;
-                }
-                let s = g.hreduce(kind, dt, tot)?;
-                let s = g.sc.round_acc(dt, s)?;
-                match out {
-                    Some(arr) => {
-                        let strides = row_major_strides(&rty.shape);
-                        let mut o = g.i64c(0);
-                        for (d, &c) in oc.iter().enumerate() {
-                            let t = g.sc.b.build_int_mul(c, g.i64c(strides[d]), "o")?;
-                            o = g.sc.b.build_int_add(o, t, "o")?;
-                        }
-                        g.store_at(arr, rty.elem, o, s)?;
-                    }
-                    None => scalar_result = Some(s),
-                }
-                Ok(())
-            })?;
+        let res_slot = if rty.is_scalar() {
+            Some(self.ab.build_alloca(self.sc.reg_ty(rty.elem), "red")?)
         } else {
-            let out = out.ok_or_else(|| self.mal("reduce of a block to a scalar"))?;
-            let dims: Vec<usize> = (0..r - 1).filter(|&d| d != a).collect();
-            let sizes: Vec<u64> = dims.iter().map(|&d| shape[d] as u64).collect();
-            let acc = self.ab.build_alloca(acc_t, "acc")?;
-            let rstrides = row_major_strides(&rty.shape);
-            self.nest(&sizes, &mut |g, oc| {
-                let oc = oc.to_vec();
-                g.chunks(n as u64, w, 1, &mut |g, j0, valid| {
-                    g.sc.b.build_store(acc, ident_v)?;
-                    g.emit_loop(0, shape[a] as u64, |g, k| {
-                        let mut coords = Vec::with_capacity(r);
-                        let mut it = oc.iter();
-                        for d in 0..r - 1 {
-                            coords.push(if d == a { k } else { *it.next().unwrap_or(&k) });
-                        }
-                        coords.push(j0);
-                        g.enter(coords, w, valid);
+            None
+        };
+        let masks = self.access_masks(&[value], None)?;
+        self.versioned(masks, &mut |g| {
+            if a == r - 1 {
+                let outer: Vec<u64> = shape[..r - 1].iter().map(|&d| d as u64).collect();
+                let full = n as u64 / w as u64;
+                let naccs = if full >= 2 * REDUCE_ACCS { REDUCE_ACCS } else { 1 };
+                let accs: Vec<PointerValue<'ctx>> = (0..naccs)
+                    .map(|_| g.ab.build_alloca(acc_t, "acc"))
+                    .collect::<Result<_, _>>()?;
+                g.nest(&outer, &mut |g, oc| {
+                    for &acc in &accs {
+                        g.sc.b.build_store(acc, ident_v)?;
+                    }
+                    let step = |g: &mut Self, acc: PointerValue<'ctx>| -> R<()> {
                         let x = g.ev(value, &map, w)?;
-                        let x = g.sc.to_acc(dt, x)?;
+                        let mut x = g.sc.to_acc(dt, x)?;
+                        if let Some(valid) = g.chunk()?.valid {
+                            x = g.sc.sel(valid, x, ident_v);
+                        }
                         let cur = g.sc.b.build_load(acc_t, acc, "acc")?;
                         let nv = g.sc.accumulate(kind, dt, cur, x)?;
                         g.sc.b.build_store(acc, nv)?;
                         g.write_piggy(&arrs)
+                    };
+                    let oc = oc.to_vec();
+                    let unrolled = full / naccs;
+                    if naccs > 1 {
+                        g.emit_loop(0, unrolled, |g, c| {
+                            for (u, &acc) in accs.iter().enumerate() {
+                                let base =
+                                    g.sc.b.build_int_mul(c, g.i64c(naccs * w as u64), "c")?;
+                                let j0 = g.sc.b.build_int_add(
+                                    base,
+                                    g.i64c(u as u64 * w as u64),
+                                    "j0",
+                                )?;
+                                let mut coords = oc.clone();
+                                coords.push(j0);
+                                g.enter(coords, w, None);
+                                step(g, acc)?;
+                            }
+                            Ok(())
+                        })?;
+                    }
+                    let done = if naccs > 1 { unrolled * naccs * w as u64 } else { 0 };
+                    let rest = n as u64 - done;
+                    let acc0 = accs[0];
+                    g.chunks(rest, w, 1, &mut |g, j, valid| {
+                        let j0 = g.sc.b.build_int_add(j, g.i64c(done), "j0")?;
+                        let mut coords = oc.clone();
+                        coords.push(j0);
+                        g.enter(coords, w, valid);
+                        step(g, acc0)
                     })?;
                     g.leave();
-                    let tot = g.sc.b.build_load(acc_t, acc, "acc")?;
-                    let s = g.sc.round_acc(dt, tot)?;
-                    // Result coordinates: the outer ones, then j0.
-                    let mut o = j0;
-                    for (i, &c) in oc.iter().enumerate() {
-                        let t = g.sc.b.build_int_mul(c, g.i64c(rstrides[i]), "o")?;
-                        o = g.sc.b.build_int_add(o, t, "o")?;
+                    let mut tot = g.sc.b.build_load(acc_t, accs[0], "acc")?;
+                    for &acc in &accs[1..] {
+                        let x = g.sc.b.build_load(acc_t, acc, "acc")?;
+                        tot = g.sc.accumulate(kind, dt, tot, x)?;
                     }
-                    let p = g.elem_ptr(out, rty.elem, o)?;
-                    let sm = g.reg_to_mem(rty.elem, s);
-                    if w == 1 {
-                        g.sc.b.build_store(p, sm)?;
-                        return Ok(());
-                    }
-                    match valid {
-                        None => {
-                            let st = g.sc.b.build_store(p, sm)?;
-                            let _ = st.set_alignment(g.elem_bytes(rty.elem));
+                    let s = g.hreduce(kind, dt, tot)?;
+                    let s = g.sc.round_acc(dt, s)?;
+                    match out {
+                        Some(arr) => {
+                            let strides = row_major_strides(&rty.shape);
+                            let mut o = g.i64c(0);
+                            for (d, &c) in oc.iter().enumerate() {
+                                let t = g.sc.b.build_int_mul(c, g.i64c(strides[d]), "o")?;
+                                o = g.sc.b.build_int_add(o, t, "o")?;
+                            }
+                            g.store_at(arr, rty.elem, o, s)?;
                         }
-                        Some(valid) => {
-                            let al =
-                                g.sc.cx.i32_type().const_int(g.elem_bytes(rty.elem) as u64, false);
-                            g.sc.intrinsic_void(
-                                "llvm.masked.store",
-                                &[sm.get_type(), p.get_type().into()],
-                                &[sm, p.into(), al.into(), valid],
-                            )?;
+                        None => {
+                            if let Some(slot) = res_slot {
+                                g.sc.b.build_store(slot, s)?;
+                            }
                         }
                     }
                     Ok(())
-                })
-            })?;
-        }
+                })?;
+            } else {
+                let out = out.ok_or_else(|| g.mal("reduce of a block to a scalar"))?;
+                let dims: Vec<usize> = (0..r - 1).filter(|&d| d != a).collect();
+                let sizes: Vec<u64> = dims.iter().map(|&d| shape[d] as u64).collect();
+                let acc = g.ab.build_alloca(acc_t, "acc")?;
+                let rstrides = row_major_strides(&rty.shape);
+                g.nest(&sizes, &mut |g, oc| {
+                    let oc = oc.to_vec();
+                    g.chunks(n as u64, w, 1, &mut |g, j0, valid| {
+                        g.sc.b.build_store(acc, ident_v)?;
+                        g.emit_loop(0, shape[a] as u64, |g, k| {
+                            let mut coords = Vec::with_capacity(r);
+                            let mut it = oc.iter();
+                            for d in 0..r - 1 {
+                                coords.push(if d == a { k } else { *it.next().unwrap_or(&k) });
+                            }
+                            coords.push(j0);
+                            g.enter(coords, w, valid);
+                            let x = g.ev(value, &map, w)?;
+                            let x = g.sc.to_acc(dt, x)?;
+                            let cur = g.sc.b.build_load(acc_t, acc, "acc")?;
+                            let nv = g.sc.accumulate(kind, dt, cur, x)?;
+                            g.sc.b.build_store(acc, nv)?;
+                            g.write_piggy(&arrs)
+                        })?;
+                        g.leave();
+                        let tot = g.sc.b.build_load(acc_t, acc, "acc")?;
+                        let s = g.sc.round_acc(dt, tot)?;
+                        // Result coordinates: the outer ones, then j0.
+                        let mut o = j0;
+                        for (i, &c) in oc.iter().enumerate() {
+                            let t = g.sc.b.build_int_mul(c, g.i64c(rstrides[i]), "o")?;
+                            o = g.sc.b.build_int_add(o, t, "o")?;
+                        }
+                        let p = g.elem_ptr(out, rty.elem, o)?;
+                        let sm = g.reg_to_mem(rty.elem, s);
+                        if w == 1 {
+                            g.sc.b.build_store(p, sm)?;
+                            return Ok(());
+                        }
+                        match valid {
+                            None => {
+                                let st = g.sc.b.build_store(p, sm)?;
+                                let _ = st.set_alignment(g.elem_bytes(rty.elem));
+                            }
+                            Some(valid) => {
+                                let al =
+                                    g.sc.cx
+                                        .i32_type()
+                                        .const_int(g.elem_bytes(rty.elem) as u64, false);
+                                g.sc.intrinsic_void(
+                                    "llvm.masked.store",
+                                    &[sm.get_type(), p.get_type().into()],
+                                    &[sm, p.into(), al.into(), valid],
+                                )?;
+                            }
+                        }
+                        Ok(())
+                    })
+                })?;
+            }
+            Ok(())
+        })?;
         self.publish(arrs)?;
-        match (out, scalar_result) {
+        match (out, res_slot) {
             (Some(arr), _) => self.set(rv, Lv::B(arr)),
-            (None, Some(s)) => self.set(rv, Lv::S(s)),
+            (None, Some(slot)) => {
+                let s = self.sc.b.build_load(self.sc.reg_ty(rty.elem), slot, "red")?;
+                self.set(rv, Lv::S(s))
+            }
             (None, None) => Err(self.mal("reduction produced nothing")),
         }
     }

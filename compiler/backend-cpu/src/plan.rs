@@ -33,8 +33,12 @@
 //! *nested* use, at the position of the enclosing op). Then:
 //!
 //! - a value with an array use is materialised (a cheap one is still recomputed by fused loops);
-//! - a *cheap* value (no load and no expensive arithmetic anywhere in its tree) is lazy: index
-//!   and mask arithmetic is recomputed rather than stored;
+//! - a *cheap* value (no expensive arithmetic anywhere in its tree, and no load except
+//!   *repeatable* ones) is lazy: index and mask arithmetic is recomputed rather than stored. A
+//!   load is repeatable when every loop that needs it comes before the next store or atomic and
+//!   none is in a nested region, and it reads a contiguous block of at most 16 Ki elements: the
+//!   row of a normalisation is read again from cache by each of its loops instead of being
+//!   copied to the stack and read back;
 //! - otherwise a value used in exactly one loop of its own region is lazy, unless it is a load
 //!   and a store or atomic lies between the load and that loop (the load must see memory as it
 //!   was at its place in the program);
@@ -164,7 +168,13 @@ struct Planner<'a> {
     cps: HashMap<Value, Vec<Cp>>,
     /// Users of every value (op ids, any region).
     users: HashMap<Value, Vec<OpId>>,
+    /// Last position a fusible value is needed at in its region, and whether a nested region
+    /// needs it.
+    maxuse: HashMap<Value, (usize, bool)>,
 }
+
+/// Largest block a load may have to be repeated rather than stored (64 KiB of f32).
+const RELOAD_MAX_ELEMS: u64 = 16384;
 
 /// Builds the fusion plan of `f`.
 pub(crate) fn plan(m: &Module, f: &Function, info: &AxisInfoTable) -> Plan {
@@ -179,8 +189,11 @@ pub(crate) fn plan(m: &Module, f: &Function, info: &AxisInfoTable) -> Plan {
         cheap: HashMap::new(),
         cps: HashMap::new(),
         users: HashMap::new(),
+        maxuse: HashMap::new(),
     };
     p.index(f.body);
+    p.reach(f.body);
+    p.cheapen(f.body);
     p.region(f.body);
     p.plan
 }
@@ -217,15 +230,76 @@ impl Planner<'_> {
                 self.effects.insert(id);
                 any_effect = true;
             }
-            if let Some(&res) = od.results.first() {
+        }
+        any_effect
+    }
+
+    /// Last position (in its region) where each fusible value is needed, through fusible users,
+    /// and whether a nested region needs it (backward, so users come first).
+    fn reach(&mut self, r: RegionId) {
+        let ops = self.f.region(r).ops.clone();
+        for &id in ops.iter().rev() {
+            let od = self.f.op(id);
+            for sub in od.op.regions() {
+                self.reach(sub);
+            }
+            let Some(&v) = od.results.first() else { continue };
+            if !self.fusible_here(id) {
+                continue;
+            }
+            let (mut last, mut nested) = (0usize, false);
+            for &u in self.users.get(&v).map(|u| u.as_slice()).unwrap_or(&[]) {
+                let Some((pos, n)) = self.anchor(r, u) else { continue };
+                last = last.max(pos);
+                nested |= n;
+                if let Some(&w) = self.f.op(u).results.first() {
+                    if !n && self.fusible_here(u) {
+                        let (l2, n2) = self.maxuse.get(&w).copied().unwrap_or((pos, false));
+                        last = last.max(l2);
+                        nested |= n2;
+                    }
+                }
+            }
+            self.maxuse.insert(v, (last, nested));
+        }
+    }
+
+    /// Which fusible values are cheap (forward, operands first).
+    fn cheapen(&mut self, r: RegionId) {
+        let ops = self.f.region(r).ops.clone();
+        for &id in &ops {
+            if let Some(&res) = self.f.op(id).results.first() {
                 let c = self.is_block(res) && self.fusible_here(id) && self.cheap_op(id);
                 self.cheap.insert(res, c);
                 if c {
                     self.plan.cheap.insert(res);
                 }
             }
+            for sub in self.f.op(id).op.regions() {
+                self.cheapen(sub);
+            }
         }
-        any_effect
+    }
+
+    /// A load that may be repeated in every loop that needs it instead of being stored: every
+    /// such loop comes before the next store or atomic (so it reads the same memory), none is in
+    /// a nested region, and it is a contiguous access of a block small enough to stay in cache
+    /// between the loops (a row of a normalisation, say).
+    fn reloadable(&self, id: OpId) -> bool {
+        let od = self.f.op(id);
+        let (Op::Load { ptr, .. }, Some(&v)) = (&od.op, od.results.first()) else { return false };
+        let shape = self.shape(v);
+        let numel: u64 = shape.iter().map(|&d| d as u64).product();
+        let last = shape.last().copied().unwrap_or(1) as u64;
+        let c = self.info.get(*ptr).and_then(|i| i.contiguity.last().copied()).unwrap_or(1);
+        if numel > RELOAD_MAX_ELEMS || !(c >= 8 || c == last) {
+            return false;
+        }
+        let Some(&(r, pos)) = self.place.get(&id) else { return false };
+        match self.maxuse.get(&v) {
+            Some(&(lastuse, false)) => lastuse <= self.next_effect(r, pos + 1),
+            _ => false,
+        }
     }
 
     fn fusible_here(&self, id: OpId) -> bool {
@@ -246,6 +320,7 @@ impl Planner<'_> {
             | Op::Cmp { .. }
             | Op::Select { .. } => true,
             Op::Unary { op, .. } => matches!(op, UnaryOp::Neg | UnaryOp::Not | UnaryOp::Abs),
+            Op::Load { .. } => self.reloadable(id),
             Op::Binary { op, .. } => match op {
                 BinaryOp::Rem => false,
                 BinaryOp::Div => !self.float_result(id),
