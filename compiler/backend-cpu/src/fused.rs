@@ -19,6 +19,14 @@
 //! `llvm.masked.store` otherwise (on AVX2 a masked store is much slower than a plain one); the
 //! tail chunk always uses masked accesses, so no lane past the block is ever touched.
 //!
+//! When every mask of a loop's accesses is an `and` of comparisons between an index that the
+//! axis analysis shows increasing along one dimension and a bound (`offs < n`, `rows[:, None] <
+//! M && cols[None, :] < N`), one scalar test before the loop says whether the whole block is on;
+//! the loop is then emitted twice (`versioned`): a copy with those masks known true (plain
+//! accesses, no per-chunk test, `where(mask, a, b)` folded to `a`) and the general copy. Loops
+//! that also evaluate transcendentals or float divisions keep one copy (their arithmetic hides
+//! the tests, and code size is compile time).
+//!
 //! Reductions accumulate whole vectors (four independent accumulators for long rows, to hide
 //! the add latency) and reduce horizontally at the end by halving shuffles; `max`/`min` use
 //! `llvm.maximum`/`llvm.minimum` lane-wise, which propagate NaN like tk's rules. A float sum is

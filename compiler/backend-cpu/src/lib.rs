@@ -73,7 +73,9 @@
 //! native width along the last dimension, with a masked tail chunk. Loads and stores become
 //! vector accesses where the axis analysis proves contiguity (plain ones when every lane of the
 //! mask is on, `llvm.masked.load`/`store` otherwise), one scalar access where it proves a
-//! uniform address, and gathers/scatters elsewhere. Reductions keep vector accumulators and
+//! uniform address, and gathers/scatters elsewhere. A loop whose masks have a block-wide test
+//! (`offs < n` and the like) is emitted twice: without mask tests for the programs where the
+//! test passes, and in general. Reductions keep vector accumulators and
 //! reduce horizontally at the end. Lane semantics (`lanes.rs`) are written once for scalars and
 //! vectors; f32 transcendentals are inline polynomials (`vmath.rs`). `dot` is a register-blocked
 //! micro-kernel (`dot.rs`: 6 rows × 2 vectors of accumulators, broadcast `a`, vector rows of `b`,
