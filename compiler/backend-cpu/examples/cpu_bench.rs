@@ -333,10 +333,12 @@ fn main() {
             let tk = || launch(*f, [rows as u32, 1, 1], &a);
             match &c {
                 Some(c) => {
-                    type F = unsafe extern "C" fn(*const f32, *const f32, *mut f32, i32, i32, f32, i32);
+                    type F =
+                        unsafe extern "C" fn(*const f32, *const f32, *mut f32, i32, i32, f32, i32);
                     // SAFETY: bench/c/rmsnorm.c.
                     let g: libloading::Symbol<F> = unsafe { c.get(b"c_rmsnorm") }.unwrap();
-                    let base = || unsafe { g(x.ptr, w.ptr, y.ptr, rows as i32, cols as i32, eps, 2) };
+                    let base =
+                        || unsafe { g(x.ptr, w.ptr, y.ptr, rows as i32, cols as i32, eps, 2) };
                     time2("tk", work, "GB/s", tk, Some(("C -O3 OpenMP", base)));
                 }
                 None => {
