@@ -36,9 +36,9 @@
 //! - a *cheap* value (no expensive arithmetic anywhere in its tree, and no load except
 //!   *repeatable* ones) is lazy: index and mask arithmetic is recomputed rather than stored. A
 //!   load is repeatable when every loop that needs it comes before the next store or atomic and
-//!   none is in a nested region, and it reads a contiguous block of at most 16 Ki elements: the
-//!   row of a normalisation is read again from cache by each of its loops instead of being
-//!   copied to the stack and read back;
+//!   none is in a nested region, no transcendental or float division consumes it, and it reads
+//!   a contiguous block of at most 16 Ki elements: the row of a normalisation is read again from
+//!   cache by each of its loops instead of being copied to the stack and read back;
 //! - otherwise a value used in exactly one loop of its own region is lazy, unless it is a load
 //!   and a store or atomic lies between the load and that loop (the load must see memory as it
 //!   was at its place in the program);
@@ -168,9 +168,9 @@ struct Planner<'a> {
     cps: HashMap<Value, Vec<Cp>>,
     /// Users of every value (op ids, any region).
     users: HashMap<Value, Vec<OpId>>,
-    /// Last position a fusible value is needed at in its region, and whether a nested region
-    /// needs it.
-    maxuse: HashMap<Value, (usize, bool)>,
+    /// Last position a fusible value is needed at in its region, whether a nested region needs
+    /// it, and whether an expensive op (see `expensive`) consumes it on the way to a loop.
+    maxuse: HashMap<Value, (usize, bool, bool)>,
 }
 
 /// Largest block a load may have to be repeated rather than stored (64 KiB of f32).
@@ -247,20 +247,23 @@ impl Planner<'_> {
             if !self.fusible_here(id) {
                 continue;
             }
-            let (mut last, mut nested) = (0usize, false);
+            let (mut last, mut nested, mut costly) = (0usize, false, false);
             for &u in self.users.get(&v).map(|u| u.as_slice()).unwrap_or(&[]) {
                 let Some((pos, n)) = self.anchor(r, u) else { continue };
                 last = last.max(pos);
                 nested |= n;
                 if let Some(&w) = self.f.op(u).results.first() {
                     if !n && self.fusible_here(u) {
-                        let (l2, n2) = self.maxuse.get(&w).copied().unwrap_or((pos, false));
+                        costly |= self.expensive(u);
+                        let (l2, n2, c2) =
+                            self.maxuse.get(&w).copied().unwrap_or((pos, false, false));
                         last = last.max(l2);
                         nested |= n2;
+                        costly |= c2;
                     }
                 }
             }
-            self.maxuse.insert(v, (last, nested));
+            self.maxuse.insert(v, (last, nested, costly));
         }
     }
 
@@ -297,7 +300,19 @@ impl Planner<'_> {
         }
         let Some(&(r, pos)) = self.place.get(&id) else { return false };
         match self.maxuse.get(&v) {
-            Some(&(lastuse, false)) => lastuse <= self.next_effect(r, pos + 1),
+            Some(&(lastuse, false, false)) => lastuse <= self.next_effect(r, pos + 1),
+            _ => false,
+        }
+    }
+
+    /// Transcendental functions and float division: their loops are not versioned (see
+    /// `fused.rs`), so a load repeated there would keep its mask tests; an array is cheaper.
+    fn expensive(&self, id: OpId) -> bool {
+        match self.op(id) {
+            Op::Unary { op, .. } => {
+                op.float_only() && !matches!(op, UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Sqrt)
+            }
+            Op::Binary { op: BinaryOp::Div | BinaryOp::Rem, .. } => self.float_result(id),
             _ => false,
         }
     }
