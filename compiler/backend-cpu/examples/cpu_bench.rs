@@ -3,7 +3,9 @@
 //! `bench/out/libtkbench_c.so` exists. A development aid, not the benchmark suite:
 //! `cargo run --release -p tk-backend-cpu --example cpu_bench -- [vadd|softmax|layernorm|rmsnorm|
 //! matmul] [NAME=VALUE...]` (`TK_NO_BASELINE=1` skips the C baselines). Besides wall times it
-//! prints the process CPU time per run, which says more on a loaded machine.
+//! prints the process CPU time per run, which says more on a loaded machine. Run the C baselines
+//! with `OMP_WAIT_POLICY=PASSIVE OPENBLAS_THREAD_TIMEOUT=4`: OpenMP's and OpenBLAS's idle threads
+//! otherwise spin for a while after each call and slow down the tk run that follows.
 
 use std::ffi::c_void;
 use std::path::{Path, PathBuf};
@@ -305,23 +307,29 @@ fn main() {
                 slot(&eps),
             ];
             eprintln!("layernorm {rows}x{cols}");
-            time("tk", work, "GB/s", || launch(*f, [rows as u32, 1, 1], &a));
-            if let Some(c) = &c {
-                type F = unsafe extern "C" fn(
-                    *const f32,
-                    *const f32,
-                    *const f32,
-                    *mut f32,
-                    i32,
-                    i32,
-                    f32,
-                    i32,
-                );
-                // SAFETY: bench/c/layernorm.c.
-                let g: libloading::Symbol<F> = unsafe { c.get(b"c_layernorm") }.unwrap();
-                time("C -O3 OpenMP", work, "GB/s", || unsafe {
-                    g(x.ptr, w.ptr, b.ptr, y.ptr, rows as i32, cols as i32, eps, 2)
-                });
+            let tk = || launch(*f, [rows as u32, 1, 1], &a);
+            match &c {
+                Some(c) => {
+                    type F = unsafe extern "C" fn(
+                        *const f32,
+                        *const f32,
+                        *const f32,
+                        *mut f32,
+                        i32,
+                        i32,
+                        f32,
+                        i32,
+                    );
+                    // SAFETY: bench/c/layernorm.c.
+                    let g: libloading::Symbol<F> = unsafe { c.get(b"c_layernorm") }.unwrap();
+                    let base = || unsafe {
+                        g(x.ptr, w.ptr, b.ptr, y.ptr, rows as i32, cols as i32, eps, 2)
+                    };
+                    time2("tk", work, "GB/s", tk, Some(("C -O3 OpenMP", base)));
+                }
+                None => {
+                    time("tk", work, "GB/s", tk);
+                }
             }
         }
         if run("rmsnorm") {
@@ -353,7 +361,11 @@ fn main() {
         let b = Buf::new(n * n, |i| ((i * 5) % 11) as f32 * 0.1 - 0.5);
         let cc = Buf::new(n * n, |_| 0.0);
         let d = if defines.is_empty() {
-            vec![("BM".into(), "64".into()), ("BN".into(), "64".into()), ("BK".into(), "64".into())]
+            vec![
+                ("BM".into(), "128".into()),
+                ("BN".into(), "128".into()),
+                ("BK".into(), "64".into()),
+            ]
         } else {
             defines.clone()
         };
