@@ -40,7 +40,7 @@ TK_KERNELS=(
   "softmax|stdlib/softmax.tk|-D BLOCK=1024"
   "layernorm|stdlib/layernorm.tk|-D BLOCK=1024"
   "rmsnorm|stdlib/rmsnorm.tk|-D BLOCK=1024"
-  "matmul|stdlib/matmul.tk|-D BM=64 -D BN=64 -D BK=64"
+  "matmul|stdlib/matmul.tk|-D BM=128 -D BN=128 -D BK=64"
   "moe_gating|stdlib/moe_gating.tk|-D BLOCK_E=64 -D K=6"
 )
 TORCH_VERSION=2.15.0
