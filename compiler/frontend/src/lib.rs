@@ -24,6 +24,7 @@ use tk_ir::Module;
 use tk_syntax::ast;
 
 pub use kernel::parse_define;
+pub use program::BUILTINS;
 
 /// Options of one lowering.
 #[derive(Clone, Debug, Default)]
